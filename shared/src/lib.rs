@@ -1,0 +1,7 @@
+//! Flotilla's shared types: the Kubernetes-shaped object model, its
+//! validation, label selectors, resource quantities and the hub ↔ agent wire
+//! protocol. Types only: no runtime, no sockets, no files.
+#![forbid(unsafe_code)]
+
+pub mod model;
+pub mod quantity;
