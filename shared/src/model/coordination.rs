@@ -16,7 +16,13 @@ pub struct Lease {
     #[serde(default)]
     pub spec: LeaseSpec,
 }
-resource!(Lease, group = "coordination.k8s.io", version = "v1", plural = "leases", namespaced = true);
+resource!(
+    Lease,
+    group = "coordination.k8s.io",
+    version = "v1",
+    plural = "leases",
+    namespaced = true
+);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -75,7 +75,13 @@ pub struct Event {
     #[serde(default)]
     pub reporting_instance: String,
 }
-resource!(Event, group = "", version = "v1", plural = "events", namespaced = true);
+resource!(
+    Event,
+    group = "",
+    version = "v1",
+    plural = "events",
+    namespaced = true
+);
 
 /// Who reported an event (older reporters).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

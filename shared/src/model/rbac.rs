@@ -18,7 +18,13 @@ pub struct Role {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<PolicyRule>,
 }
-resource!(Role, group = "rbac.authorization.k8s.io", version = "v1", plural = "roles", namespaced = true);
+resource!(
+    Role,
+    group = "rbac.authorization.k8s.io",
+    version = "v1",
+    plural = "roles",
+    namespaced = true
+);
 
 /// Permissions cluster-wide or on non-resource URLs; with an
 /// `aggregationRule`, its rules are the union of the selected ClusterRoles'.
@@ -66,7 +72,11 @@ pub struct PolicyRule {
     pub resources: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_names: Vec<String>,
-    #[serde(default, rename = "nonResourceURLs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "nonResourceURLs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub non_resource_urls: Vec<String>,
 }
 

@@ -22,7 +22,13 @@ pub struct Service {
     #[serde(default)]
     pub status: ServiceStatus,
 }
-resource!(Service, group = "", version = "v1", plural = "services", namespaced = true);
+resource!(
+    Service,
+    group = "",
+    version = "v1",
+    plural = "services",
+    namespaced = true
+);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,7 +43,11 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<ServicePort>,
     /// Allocated by the API server unless given; `"None"` makes a headless Service.
-    #[serde(default, rename = "clusterIP", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "clusterIP",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub cluster_ip: String,
     #[serde(default, rename = "clusterIPs", skip_serializing_if = "Vec::is_empty")]
     pub cluster_ips: Vec<String>,
@@ -49,7 +59,11 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity_config: Option<SessionAffinityConfig>,
     /// Deprecated in Kubernetes but still accepted.
-    #[serde(default, rename = "loadBalancerIP", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "loadBalancerIP",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub load_balancer_ip: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub load_balancer_source_ranges: Vec<String>,
@@ -156,7 +170,13 @@ pub struct Endpoints {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subsets: Vec<EndpointSubset>,
 }
-resource!(Endpoints, group = "", version = "v1", plural = "endpoints", namespaced = true);
+resource!(
+    Endpoints,
+    group = "",
+    version = "v1",
+    plural = "endpoints",
+    namespaced = true
+);
 
 /// Addresses that all expose the same ports.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -21,7 +21,13 @@ pub struct ReplicaSet {
     #[serde(default)]
     pub status: ReplicaSetStatus,
 }
-resource!(ReplicaSet, group = "apps", version = "v1", plural = "replicasets", namespaced = true);
+resource!(
+    ReplicaSet,
+    group = "apps",
+    version = "v1",
+    plural = "replicasets",
+    namespaced = true
+);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -88,7 +94,13 @@ pub struct Deployment {
     #[serde(default)]
     pub status: DeploymentStatus,
 }
-resource!(Deployment, group = "apps", version = "v1", plural = "deployments", namespaced = true);
+resource!(
+    Deployment,
+    group = "apps",
+    version = "v1",
+    plural = "deployments",
+    namespaced = true
+);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -192,7 +204,13 @@ pub struct DaemonSet {
     #[serde(default)]
     pub status: DaemonSetStatus,
 }
-resource!(DaemonSet, group = "apps", version = "v1", plural = "daemonsets", namespaced = true);
+resource!(
+    DaemonSet,
+    group = "apps",
+    version = "v1",
+    plural = "daemonsets",
+    namespaced = true
+);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -290,7 +308,13 @@ pub struct Job {
     #[serde(default)]
     pub status: JobStatus,
 }
-resource!(Job, group = "batch", version = "v1", plural = "jobs", namespaced = true);
+resource!(
+    Job,
+    group = "batch",
+    version = "v1",
+    plural = "jobs",
+    namespaced = true
+);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
