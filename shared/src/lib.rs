@@ -3,6 +3,7 @@
 //! protocol. Types only: no runtime, no sockets, no files.
 #![forbid(unsafe_code)]
 
+pub mod manifest;
 pub mod model;
 pub mod quantity;
 pub mod selector;
