@@ -7,3 +7,4 @@ pub mod manifest;
 pub mod model;
 pub mod quantity;
 pub mod selector;
+pub mod validation;

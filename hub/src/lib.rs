@@ -1,0 +1,10 @@
+//! `flotilla-hub`: Flotilla's control plane.
+//!
+//! One binary per replica (1, 3 or 5): a Raft store over SQLite, a
+//! Kubernetes-compatible API server, the scheduler and controllers (on the Raft
+//! leader), and the device gateway that speaks MQTT to the fleet. The components
+//! arrive one issue at a time; today the hub offers the offline manifest checks
+//! that `kubectl apply` will meet at admission ([`check`]).
+#![forbid(unsafe_code)]
+
+pub mod check;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, every test, the
+# static ARM builds of the agent, and the ARM unit tests under QEMU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (x86_64)"
+cargo test --workspace --locked
+
+step "static agent builds"
+scripts/build-agent.sh aarch64-unknown-linux-musl
+scripts/build-agent.sh armv7-unknown-linux-musleabihf
+
+step "ARM unit tests under qemu-aarch64-static (what 'cross test' does, without containers)"
+CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64-static \
+    cargo test --locked --target aarch64-unknown-linux-musl -p flotilla-shared -p flotilla-agent
+
+step "fuzz smoke: wire decoding"
+scripts/fuzz.sh decode 30
+
+step "benchmark smoke"
+cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- codec --quick
