@@ -5,3 +5,4 @@
 
 pub mod model;
 pub mod quantity;
+pub mod wire;

@@ -19,7 +19,13 @@ pub struct Node {
     #[serde(default)]
     pub status: NodeStatus,
 }
-resource!(Node, group = "", version = "v1", plural = "nodes", namespaced = false);
+resource!(
+    Node,
+    group = "",
+    version = "v1",
+    plural = "nodes",
+    namespaced = false
+);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

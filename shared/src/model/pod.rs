@@ -19,7 +19,13 @@ pub struct Pod {
     #[serde(default)]
     pub status: PodStatus,
 }
-resource!(Pod, group = "", version = "v1", plural = "pods", namespaced = true);
+resource!(
+    Pod,
+    group = "",
+    version = "v1",
+    plural = "pods",
+    namespaced = true
+);
 
 /// `PodTemplateSpec`: what ReplicaSets, Deployments, DaemonSets and Jobs stamp out.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
