@@ -8,3 +8,4 @@ pub mod model;
 pub mod quantity;
 pub mod selector;
 pub mod validation;
+pub mod wire;

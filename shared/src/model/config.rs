@@ -22,7 +22,13 @@ pub struct ConfigMap {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable: Option<bool>,
 }
-resource!(ConfigMap, group = "", version = "v1", plural = "configmaps", namespaced = true);
+resource!(
+    ConfigMap,
+    group = "",
+    version = "v1",
+    plural = "configmaps",
+    namespaced = true
+);
 
 /// A Secret. `stringData` is write-only, as in Kubernetes: admission merges it
 /// into `data` with [`Secret::merge_string_data`] and it is never stored.
@@ -45,7 +51,13 @@ pub struct Secret {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable: Option<bool>,
 }
-resource!(Secret, group = "", version = "v1", plural = "secrets", namespaced = true);
+resource!(
+    Secret,
+    group = "",
+    version = "v1",
+    plural = "secrets",
+    namespaced = true
+);
 
 impl Secret {
     /// Moves every `stringData` entry into `data`; a `stringData` key wins

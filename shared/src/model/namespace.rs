@@ -18,7 +18,13 @@ pub struct Namespace {
     #[serde(default)]
     pub status: NamespaceStatus,
 }
-resource!(Namespace, group = "", version = "v1", plural = "namespaces", namespaced = false);
+resource!(
+    Namespace,
+    group = "",
+    version = "v1",
+    plural = "namespaces",
+    namespaced = false
+);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
