@@ -37,8 +37,14 @@ pub fn check_text(text: &str, mode: FieldValidation) -> Result<Vec<ObjectReport>
     Ok(decoded
         .into_iter()
         .map(|d| {
-            let error = validation::validate(&d.object).err().map(|errors| invalid_message(&d.object, &errors));
-            ObjectReport { reference: reference(&d.object), warnings: d.warnings, error }
+            let error = validation::validate(&d.object)
+                .err()
+                .map(|errors| invalid_message(&d.object, &errors));
+            ObjectReport {
+                reference: reference(&d.object),
+                warnings: d.warnings,
+                error,
+            }
         })
         .collect())
 }
@@ -62,22 +68,40 @@ pub fn check_paths(paths: &[PathBuf], mode: FieldValidation) -> std::io::Result<
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path)?;
-            Ok(FileReport { outcome: check_text(&text, mode), path })
+            Ok(FileReport {
+                outcome: check_text(&text, mode),
+                path,
+            })
         })
         .collect()
 }
 
 fn is_manifest(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
 }
 
 /// kubectl's `kind.group/name` form.
 pub fn reference(object: &Object) -> String {
     let kind = object.kind().to_lowercase();
-    let group = object.api_version().rsplit_once('/').map(|(group, _)| group).unwrap_or("");
+    let group = object
+        .api_version()
+        .rsplit_once('/')
+        .map(|(group, _)| group)
+        .unwrap_or("");
     let name = &object.metadata().name;
-    let name = if name.is_empty() { format!("{}*", object.metadata().generate_name) } else { name.clone() };
-    if group.is_empty() { format!("{kind}/{name}") } else { format!("{kind}.{group}/{name}") }
+    let name = if name.is_empty() {
+        format!("{}*", object.metadata().generate_name)
+    } else {
+        name.clone()
+    };
+    if group.is_empty() {
+        format!("{kind}/{name}")
+    } else {
+        format!("{kind}.{group}/{name}")
+    }
 }
 
 /// The API server's message for a refused object, which kubectl prints.
@@ -124,7 +148,12 @@ spec:
         let report = &reports[0];
         assert_eq!(report.reference, "deployment.apps/Web_1");
         let error = report.error.as_deref().expect("invalid");
-        assert!(error.starts_with("The Deployment \"Web_1\" is invalid: \n* metadata.name: Invalid value: \"Web_1\""), "{error}");
+        assert!(
+            error.starts_with(
+                "The Deployment \"Web_1\" is invalid: \n* metadata.name: Invalid value: \"Web_1\""
+            ),
+            "{error}"
+        );
         for expected in [
             "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
             "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`",

@@ -56,14 +56,20 @@ fn main() -> anyhow::Result<ExitCode> {
                                 eprintln!("Warning: {}: {warning}", object.reference);
                             }
                             match &object.error {
-                                None => println!("{} valid ({})", object.reference, file.path.display()),
+                                None => {
+                                    println!("{} valid ({})", object.reference, file.path.display())
+                                }
                                 Some(error) => eprintln!("error: {}: {error}", file.path.display()),
                             }
                         }
                     }
                 }
             }
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

@@ -23,7 +23,7 @@ impl BuildInfo {
     pub fn current() -> Self {
         BuildInfo {
             version: env!("CARGO_PKG_VERSION"),
-            protocol: 1,
+            protocol: flotilla_shared::wire::PROTOCOL_VERSION,
             arch: kubernetes_arch(std::env::consts::ARCH),
             os: std::env::consts::OS,
         }

@@ -24,7 +24,15 @@ pub fn is_child_subreaper() -> io::Result<bool> {
     let mut flag: libc::c_int = 0;
     // SAFETY: PR_GET_CHILD_SUBREAPER writes one c_int through the pointer,
     // which points at `flag`, alive and writable for the whole call.
-    let rc = unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut flag as *mut libc::c_int, 0, 0, 0) };
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_GET_CHILD_SUBREAPER,
+            &mut flag as *mut libc::c_int,
+            0,
+            0,
+            0,
+        )
+    };
     if rc == 0 {
         Ok(flag != 0)
     } else {

@@ -138,8 +138,18 @@ impl FieldError {
         Self::new(ErrorType::TooMany, field, Some(actual.to_string()), detail)
     }
 
-    fn new(kind: ErrorType, field: &Path, value: Option<String>, detail: impl Into<String>) -> Self {
-        FieldError { kind, field: field.clone(), value, detail: detail.into() }
+    fn new(
+        kind: ErrorType,
+        field: &Path,
+        value: Option<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            kind,
+            field: field.clone(),
+            value,
+            detail: detail.into(),
+        }
     }
 
     /// The message without the field, as a `StatusCause.message`.
@@ -239,7 +249,10 @@ mod tests {
 
     #[test]
     fn errors_print_in_kubernetes_wording() {
-        let containers = Path::new("spec").child("template").child("spec").child("containers");
+        let containers = Path::new("spec")
+            .child("template")
+            .child("spec")
+            .child("containers");
         let image = containers.index(0).child("image");
         assert_eq!(
             FieldError::required(&image, "").to_string(),
@@ -247,12 +260,18 @@ mod tests {
         );
         let policy = Path::new("spec").child("restartPolicy");
         assert_eq!(
-            FieldError::not_supported(&policy, "Sometimes", &["Always", "OnFailure", "Never"]).to_string(),
+            FieldError::not_supported(&policy, "Sometimes", &["Always", "OnFailure", "Never"])
+                .to_string(),
             "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
         );
-        let port = containers.index(1).child("ports").index(0).child("containerPort");
+        let port = containers
+            .index(1)
+            .child("ports")
+            .index(0)
+            .child("containerPort");
         assert_eq!(
-            FieldError::invalid_raw(&port, 70000, "must be between 1 and 65535, inclusive").to_string(),
+            FieldError::invalid_raw(&port, 70000, "must be between 1 and 65535, inclusive")
+                .to_string(),
             "spec.template.spec.containers[1].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"
         );
         let labels = Path::new("metadata").child("labels");
@@ -267,7 +286,10 @@ mod tests {
         let mut list = ErrorList::new();
         list.push(FieldError::required(&Path::new("a"), ""));
         list.push(FieldError::forbidden(&Path::new("b"), "may not be set"));
-        assert_eq!(list.to_string(), "[a: Required value, b: Forbidden: may not be set]");
+        assert_eq!(
+            list.to_string(),
+            "[a: Required value, b: Forbidden: may not be set]"
+        );
         assert_eq!(list.len(), 2);
     }
 }

@@ -16,12 +16,19 @@ pub type NameCheck = fn(&str) -> Vec<String>;
 
 /// `ValidateObjectMeta`: name or generateName, namespace scope, labels,
 /// annotations, owner references and finalizers.
-pub fn validate_object_meta(meta: &ObjectMeta, namespaced: bool, name_check: NameCheck) -> ErrorList {
+pub fn validate_object_meta(
+    meta: &ObjectMeta,
+    namespaced: bool,
+    name_check: NameCheck,
+) -> ErrorList {
     let path = Path::new("metadata");
     let mut errors = ErrorList::new();
 
     if meta.name.is_empty() && meta.generate_name.is_empty() {
-        errors.push(FieldError::required(&path.child("name"), "name or generateName is required"));
+        errors.push(FieldError::required(
+            &path.child("name"),
+            "name or generateName is required",
+        ));
     }
     if !meta.name.is_empty() {
         for msg in name_check(&meta.name) {
@@ -33,21 +40,36 @@ pub fn validate_object_meta(meta: &ObjectMeta, namespaced: bool, name_check: Nam
         let prefix = meta.generate_name.trim_end_matches('-');
         if !prefix.is_empty() {
             for msg in name_check(prefix) {
-                errors.push(FieldError::invalid(&path.child("generateName"), &meta.generate_name, msg));
+                errors.push(FieldError::invalid(
+                    &path.child("generateName"),
+                    &meta.generate_name,
+                    msg,
+                ));
             }
         }
     }
     if namespaced {
         if !meta.namespace.is_empty() {
             for msg in names::dns1123_label(&meta.namespace) {
-                errors.push(FieldError::invalid(&path.child("namespace"), &meta.namespace, msg));
+                errors.push(FieldError::invalid(
+                    &path.child("namespace"),
+                    &meta.namespace,
+                    msg,
+                ));
             }
         }
     } else if !meta.namespace.is_empty() {
-        errors.push(FieldError::forbidden(&path.child("namespace"), "not allowed on this type"));
+        errors.push(FieldError::forbidden(
+            &path.child("namespace"),
+            "not allowed on this type",
+        ));
     }
     if meta.generation < 0 {
-        errors.push(FieldError::invalid_raw(&path.child("generation"), meta.generation, "must be greater than or equal to 0"));
+        errors.push(FieldError::invalid_raw(
+            &path.child("generation"),
+            meta.generation,
+            "must be greater than or equal to 0",
+        ));
     }
     if let Some(seconds) = meta.deletion_grace_period_seconds
         && seconds < 0
@@ -59,11 +81,21 @@ pub fn validate_object_meta(meta: &ObjectMeta, namespaced: bool, name_check: Nam
         ));
     }
     errors.extend(validate_labels(&meta.labels, &path.child("labels")));
-    errors.extend(validate_annotations(&meta.annotations, &path.child("annotations")));
-    errors.extend(validate_owner_references(meta, &path.child("ownerReferences")));
+    errors.extend(validate_annotations(
+        &meta.annotations,
+        &path.child("annotations"),
+    ));
+    errors.extend(validate_owner_references(
+        meta,
+        &path.child("ownerReferences"),
+    ));
     for (i, finalizer) in meta.finalizers.iter().enumerate() {
         for msg in validate_label_key(finalizer) {
-            errors.push(FieldError::invalid(&path.child("finalizers").index(i), finalizer, msg));
+            errors.push(FieldError::invalid(
+                &path.child("finalizers").index(i),
+                finalizer,
+                msg,
+            ));
         }
     }
     errors
@@ -103,7 +135,12 @@ fn validate_owner_references(meta: &ObjectMeta, path: &Path) -> ErrorList {
     let mut controllers = Vec::new();
     for (i, owner) in meta.owner_references.iter().enumerate() {
         let at = path.index(i);
-        for (field, value) in [("apiVersion", &owner.api_version), ("kind", &owner.kind), ("name", &owner.name), ("uid", &owner.uid)] {
+        for (field, value) in [
+            ("apiVersion", &owner.api_version),
+            ("kind", &owner.kind),
+            ("name", &owner.name),
+            ("uid", &owner.uid),
+        ] {
             if value.is_empty() {
                 errors.push(FieldError::required(&at.child(field), ""));
             }
@@ -127,7 +164,8 @@ pub(super) fn validate_namespace(ns: &Namespace) -> ErrorList {
 }
 
 pub(super) fn validate_node(node: &Node) -> ErrorList {
-    let mut errors = validate_object_meta(&node.metadata, Node::NAMESPACED, names::dns1123_subdomain);
+    let mut errors =
+        validate_object_meta(&node.metadata, Node::NAMESPACED, names::dns1123_subdomain);
     let taints = Path::new("spec").child("taints");
     let mut seen = std::collections::BTreeSet::new();
     for (i, taint) in node.spec.taints.iter().enumerate() {
@@ -147,11 +185,18 @@ pub(super) fn validate_node(node: &Node) -> ErrorList {
             errors.push(if taint.effect.is_empty() {
                 FieldError::required(&at.child("effect"), "")
             } else {
-                FieldError::not_supported(&at.child("effect"), &taint.effect, super::pod::TAINT_EFFECTS)
+                FieldError::not_supported(
+                    &at.child("effect"),
+                    &taint.effect,
+                    super::pod::TAINT_EFFECTS,
+                )
             });
         }
         if !seen.insert((taint.key.as_str(), taint.effect.as_str())) {
-            errors.push(FieldError::duplicate(&at, &format!("{}:{}", taint.key, taint.effect)));
+            errors.push(FieldError::duplicate(
+                &at,
+                &format!("{}:{}", taint.key, taint.effect),
+            ));
         }
     }
     errors
@@ -179,9 +224,16 @@ fn validate_config_data<'a>(
 }
 
 pub(super) fn validate_config_map(cm: &ConfigMap) -> ErrorList {
-    let mut errors = validate_object_meta(&cm.metadata, ConfigMap::NAMESPACED, names::dns1123_subdomain);
+    let mut errors = validate_object_meta(
+        &cm.metadata,
+        ConfigMap::NAMESPACED,
+        names::dns1123_subdomain,
+    );
     let text = cm.data.iter().map(|(k, v)| (k.as_str(), v.len(), "data"));
-    let binary = cm.binary_data.iter().map(|(k, v)| (k.as_str(), v.0.len(), "binaryData"));
+    let binary = cm
+        .binary_data
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.0.len(), "binaryData"));
     validate_config_data(text.chain(binary), &mut errors);
     errors
 }
@@ -198,10 +250,20 @@ pub const SECRET_TYPES: &[&str] = &[
 ];
 
 pub(super) fn validate_secret(secret: &Secret) -> ErrorList {
-    let mut errors = validate_object_meta(&secret.metadata, Secret::NAMESPACED, names::dns1123_subdomain);
-    let data = secret.data.iter().map(|(k, v)| (k.as_str(), v.0.len(), "data"));
+    let mut errors = validate_object_meta(
+        &secret.metadata,
+        Secret::NAMESPACED,
+        names::dns1123_subdomain,
+    );
+    let data = secret
+        .data
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.0.len(), "data"));
     // stringData is merged into data at admission: check its keys the same way.
-    let string_data = secret.string_data.iter().map(|(k, v)| (k.as_str(), v.len(), "stringData"));
+    let string_data = secret
+        .string_data
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.len(), "stringData"));
     let mut key_errors = ErrorList::new();
     validate_config_data(data, &mut key_errors);
     validate_config_data(string_data, &mut key_errors);
@@ -225,12 +287,19 @@ pub(super) fn validate_secret(secret: &Secret) -> ErrorList {
             errors.push(FieldError::required(&Path::new("data").key("username"), ""));
         }
         "kubernetes.io/ssh-auth" if !has("ssh-privatekey") => {
-            errors.push(FieldError::required(&Path::new("data").key("ssh-privatekey"), ""));
+            errors.push(FieldError::required(
+                &Path::new("data").key("ssh-privatekey"),
+                "",
+            ));
         }
         "" => {}
         // Kubernetes accepts any well-formed custom type (`example.com/thing`).
         other if !SECRET_TYPES.contains(&other) && !validate_label_key(other).is_empty() => {
-            errors.push(FieldError::invalid(&type_path, other, "must be a qualified name"));
+            errors.push(FieldError::invalid(
+                &type_path,
+                other,
+                "must be a qualified name",
+            ));
         }
         _ => {}
     }
@@ -238,7 +307,8 @@ pub(super) fn validate_secret(secret: &Secret) -> ErrorList {
 }
 
 pub(super) fn validate_event(event: &Event) -> ErrorList {
-    let mut errors = validate_object_meta(&event.metadata, Event::NAMESPACED, names::dns1123_subdomain);
+    let mut errors =
+        validate_object_meta(&event.metadata, Event::NAMESPACED, names::dns1123_subdomain);
     let involved = Path::new("involvedObject");
     if event.involved_object.kind.is_empty() {
         errors.push(FieldError::required(&involved.child("kind"), ""));
@@ -247,7 +317,11 @@ pub(super) fn validate_event(event: &Event) -> ErrorList {
         errors.push(FieldError::required(&involved.child("name"), ""));
     }
     if !event.type_.is_empty() && !["Normal", "Warning"].contains(&event.type_.as_str()) {
-        errors.push(FieldError::not_supported(&Path::new("type"), &event.type_, &["Normal", "Warning"]));
+        errors.push(FieldError::not_supported(
+            &Path::new("type"),
+            &event.type_,
+            &["Normal", "Warning"],
+        ));
     }
     if event.reason.len() > 128 {
         errors.push(FieldError::too_long(&Path::new("reason"), 128));
@@ -259,17 +333,26 @@ pub(super) fn validate_event(event: &Event) -> ErrorList {
 }
 
 pub(super) fn validate_lease(lease: &Lease) -> ErrorList {
-    let mut errors = validate_object_meta(&lease.metadata, Lease::NAMESPACED, names::dns1123_subdomain);
+    let mut errors =
+        validate_object_meta(&lease.metadata, Lease::NAMESPACED, names::dns1123_subdomain);
     let spec = Path::new("spec");
     if let Some(seconds) = lease.spec.lease_duration_seconds
         && seconds <= 0
     {
-        errors.push(FieldError::invalid_raw(&spec.child("leaseDurationSeconds"), seconds, "must be greater than 0"));
+        errors.push(FieldError::invalid_raw(
+            &spec.child("leaseDurationSeconds"),
+            seconds,
+            "must be greater than 0",
+        ));
     }
     if let Some(transitions) = lease.spec.lease_transitions
         && transitions < 0
     {
-        errors.push(FieldError::invalid_raw(&spec.child("leaseTransitions"), transitions, "must be greater than or equal to 0"));
+        errors.push(FieldError::invalid_raw(
+            &spec.child("leaseTransitions"),
+            transitions,
+            "must be greater than or equal to 0",
+        ));
     }
     errors
 }

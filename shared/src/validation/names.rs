@@ -26,7 +26,9 @@ fn label_shape(value: &str) -> bool {
     let bytes = value.as_bytes();
     match (bytes.first(), bytes.last()) {
         (Some(&first), Some(&last)) => {
-            is_lower_alnum(first) && is_lower_alnum(last) && bytes.iter().all(|&c| is_lower_alnum(c) || c == b'-')
+            is_lower_alnum(first)
+                && is_lower_alnum(last)
+                && bytes.iter().all(|&c| is_lower_alnum(c) || c == b'-')
         }
         _ => false,
     }
@@ -62,7 +64,10 @@ pub fn dns1035_label(value: &str) -> Vec<String> {
     if value.len() > DNS1035_LABEL_MAX {
         errors.push(max_len_msg(DNS1035_LABEL_MAX));
     }
-    let starts_alpha = value.as_bytes().first().is_some_and(|c| c.is_ascii_lowercase());
+    let starts_alpha = value
+        .as_bytes()
+        .first()
+        .is_some_and(|c| c.is_ascii_lowercase());
     if !starts_alpha || !label_shape(value) {
         errors.push(DNS1035_LABEL_MSG.to_owned());
     }
@@ -75,7 +80,10 @@ pub fn port_name(value: &str) -> Vec<String> {
     if value.len() > 15 {
         errors.push("must be no more than 15 characters".to_owned());
     }
-    if !value.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
+    if !value
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    {
         errors.push("must contain only alpha-numerics and '-'".to_owned());
     }
     if value.contains("--") {
@@ -93,7 +101,11 @@ pub fn port_name(value: &str) -> Vec<String> {
 /// Environment variable names.
 pub fn env_var_name(value: &str) -> Vec<String> {
     let ok_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.');
-    let valid = value.as_bytes().first().is_some_and(|c| !c.is_ascii_digit()) && value.bytes().all(ok_char);
+    let valid = value
+        .as_bytes()
+        .first()
+        .is_some_and(|c| !c.is_ascii_digit())
+        && value.bytes().all(ok_char);
     let mut errors = Vec::new();
     if !valid {
         errors.push(ENV_VAR_MSG.to_owned());
@@ -156,7 +168,11 @@ mod tests {
         ];
         for &(value, label, subdomain, rfc1035) in cases {
             assert_eq!(dns1123_label(value).is_empty(), label, "label {value:?}");
-            assert_eq!(dns1123_subdomain(value).is_empty(), subdomain, "subdomain {value:?}");
+            assert_eq!(
+                dns1123_subdomain(value).is_empty(),
+                subdomain,
+                "subdomain {value:?}"
+            );
             assert_eq!(dns1035_label(value).is_empty(), rfc1035, "1035 {value:?}");
         }
         assert_eq!(dns1123_label(&"a".repeat(64)), vec![max_len_msg(63)]);
@@ -168,11 +184,29 @@ mod tests {
     fn port_names_are_iana_service_names() {
         assert!(port_name("http").is_empty());
         assert!(port_name("http-web-svc").is_empty());
-        assert_eq!(port_name("80"), vec!["must contain at least one letter (a-z)"]);
-        assert_eq!(port_name("a--b"), vec!["must contain consecutive hyphens".replace("must", "must not")]);
-        assert_eq!(port_name("-web"), vec!["must not begin or end with a hyphen"]);
-        assert_eq!(port_name("a-very-long-port-name"), vec!["must be no more than 15 characters"]);
-        assert_eq!(port_name("HTTP"), vec!["must contain only alpha-numerics and '-'", "must contain at least one letter (a-z)"]);
+        assert_eq!(
+            port_name("80"),
+            vec!["must contain at least one letter (a-z)"]
+        );
+        assert_eq!(
+            port_name("a--b"),
+            vec!["must contain consecutive hyphens".replace("must", "must not")]
+        );
+        assert_eq!(
+            port_name("-web"),
+            vec!["must not begin or end with a hyphen"]
+        );
+        assert_eq!(
+            port_name("a-very-long-port-name"),
+            vec!["must be no more than 15 characters"]
+        );
+        assert_eq!(
+            port_name("HTTP"),
+            vec![
+                "must contain only alpha-numerics and '-'",
+                "must contain at least one letter (a-z)"
+            ]
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use super::meta::validate_labels;
 use super::{ErrorList, FieldError, Path, names, validate_object_meta};
 use crate::model::{
-    Affinity, Container, ContainerPort, EnvVar, IntOrString, NodeSelectorTerm, Pod, PodSpec, PodTemplateSpec, Probe,
-    Resource, ResourceRequirements, Toleration, Volume,
+    Affinity, Container, ContainerPort, EnvVar, IntOrString, NodeSelectorTerm, Pod, PodSpec,
+    PodTemplateSpec, Probe, Resource, ResourceRequirements, Toleration, Volume,
 };
 use crate::selector::{validate_label_key, validate_label_value};
 
@@ -18,8 +18,16 @@ pub const DNS_POLICIES: &[&str] = &["ClusterFirst", "ClusterFirstWithHostNet", "
 pub const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 pub const TOLERATION_OPERATORS: &[&str] = &["Exists", "Equal"];
 pub const NODE_SELECTOR_OPERATORS: &[&str] = &["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"];
-pub const HOST_PATH_TYPES: &[&str] =
-    &["", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"];
+pub const HOST_PATH_TYPES: &[&str] = &[
+    "",
+    "DirectoryOrCreate",
+    "Directory",
+    "FileOrCreate",
+    "File",
+    "Socket",
+    "CharDevice",
+    "BlockDevice",
+];
 pub const SECCOMP_TYPES: &[&str] = &["RuntimeDefault", "Unconfined", "Localhost"];
 /// What `env[].valueFrom.fieldRef.fieldPath` may name.
 pub const ENV_FIELD_PATHS: &[&str] = &[
@@ -51,10 +59,17 @@ pub fn validate_pod(pod: &Pod) -> ErrorList {
 }
 
 /// A workload's pod template, with the restart policies the workload allows.
-pub fn validate_pod_template(template: &PodTemplateSpec, path: &Path, restart_policies: &[&str]) -> ErrorList {
+pub fn validate_pod_template(
+    template: &PodTemplateSpec,
+    path: &Path,
+    restart_policies: &[&str],
+) -> ErrorList {
     let mut errors = ErrorList::new();
     let meta = path.child("metadata");
-    errors.extend(validate_labels(&template.metadata.labels, &meta.child("labels")));
+    errors.extend(validate_labels(
+        &template.metadata.labels,
+        &meta.child("labels"),
+    ));
     let spec_path = path.child("spec");
     errors.extend(validate_pod_spec(&template.spec, &spec_path));
     let policy = template.spec.restart_policy.as_str();
@@ -84,32 +99,56 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &Path) -> ErrorList {
     let mut port_names = BTreeSet::new();
     for (i, container) in spec.init_containers.iter().enumerate() {
         let at = path.child("initContainers").index(i);
-        let ctx = ContainerContext { init: true, host_network: spec.host_network, volumes: &volume_names };
+        let ctx = ContainerContext {
+            init: true,
+            host_network: spec.host_network,
+            volumes: &volume_names,
+        };
         validate_container(container, &at, &ctx, &mut errors);
         check_unique_container_name(container, &at, &mut container_names, &mut errors);
         check_unique_port_names(&container.ports, &at, &mut port_names, &mut errors);
     }
     for (i, container) in spec.containers.iter().enumerate() {
         let at = path.child("containers").index(i);
-        let ctx = ContainerContext { init: false, host_network: spec.host_network, volumes: &volume_names };
+        let ctx = ContainerContext {
+            init: false,
+            host_network: spec.host_network,
+            volumes: &volume_names,
+        };
         validate_container(container, &at, &ctx, &mut errors);
         check_unique_container_name(container, &at, &mut container_names, &mut errors);
         check_unique_port_names(&container.ports, &at, &mut port_names, &mut errors);
     }
     check_host_port_conflicts(spec, path, &mut errors);
 
-    if !spec.restart_policy.is_empty() && !RESTART_POLICIES.contains(&spec.restart_policy.as_str()) {
-        errors.push(FieldError::not_supported(&path.child("restartPolicy"), &spec.restart_policy, RESTART_POLICIES));
+    if !spec.restart_policy.is_empty() && !RESTART_POLICIES.contains(&spec.restart_policy.as_str())
+    {
+        errors.push(FieldError::not_supported(
+            &path.child("restartPolicy"),
+            &spec.restart_policy,
+            RESTART_POLICIES,
+        ));
     }
     if !spec.dns_policy.is_empty() && !DNS_POLICIES.contains(&spec.dns_policy.as_str()) {
-        errors.push(FieldError::not_supported(&path.child("dnsPolicy"), &spec.dns_policy, DNS_POLICIES));
+        errors.push(FieldError::not_supported(
+            &path.child("dnsPolicy"),
+            &spec.dns_policy,
+            DNS_POLICIES,
+        ));
     }
     if !spec.node_name.is_empty() {
         for msg in names::dns1123_subdomain(&spec.node_name) {
-            errors.push(FieldError::invalid(&path.child("nodeName"), &spec.node_name, msg));
+            errors.push(FieldError::invalid(
+                &path.child("nodeName"),
+                &spec.node_name,
+                msg,
+            ));
         }
     }
-    errors.extend(validate_labels(&spec.node_selector, &path.child("nodeSelector")));
+    errors.extend(validate_labels(
+        &spec.node_selector,
+        &path.child("nodeSelector"),
+    ));
     if let Some(seconds) = spec.termination_grace_period_seconds
         && seconds < 0
     {
@@ -122,7 +161,11 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &Path) -> ErrorList {
     if let Some(seconds) = spec.active_deadline_seconds
         && seconds <= 0
     {
-        errors.push(FieldError::invalid_raw(&path.child("activeDeadlineSeconds"), seconds, "must be between 1 and 2147483647, inclusive"));
+        errors.push(FieldError::invalid_raw(
+            &path.child("activeDeadlineSeconds"),
+            seconds,
+            "must be between 1 and 2147483647, inclusive",
+        ));
     }
     for (i, toleration) in spec.tolerations.iter().enumerate() {
         validate_toleration(toleration, &path.child("tolerations").index(i), &mut errors);
@@ -136,10 +179,19 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &Path) -> ErrorList {
         check_id(security.run_as_group, &at.child("runAsGroup"), &mut errors);
         check_id(security.fs_group, &at.child("fsGroup"), &mut errors);
         for (i, gid) in security.supplemental_groups.iter().enumerate() {
-            check_id(Some(*gid), &at.child("supplementalGroups").index(i), &mut errors);
+            check_id(
+                Some(*gid),
+                &at.child("supplementalGroups").index(i),
+                &mut errors,
+            );
         }
         if let Some(seccomp) = &security.seccomp_profile {
-            check_seccomp(&seccomp.type_, seccomp.localhost_profile.as_deref(), &at.child("seccompProfile"), &mut errors);
+            check_seccomp(
+                &seccomp.type_,
+                seccomp.localhost_profile.as_deref(),
+                &at.child("seccompProfile"),
+                &mut errors,
+            );
         }
     }
     errors
@@ -151,46 +203,82 @@ struct ContainerContext<'a> {
     volumes: &'a BTreeSet<&'a str>,
 }
 
-fn validate_container(container: &Container, path: &Path, ctx: &ContainerContext<'_>, errors: &mut ErrorList) {
+fn validate_container(
+    container: &Container,
+    path: &Path,
+    ctx: &ContainerContext<'_>,
+    errors: &mut ErrorList,
+) {
     if container.name.is_empty() {
         errors.push(FieldError::required(&path.child("name"), ""));
     } else {
         for msg in names::dns1123_label(&container.name) {
-            errors.push(FieldError::invalid(&path.child("name"), &container.name, msg));
+            errors.push(FieldError::invalid(
+                &path.child("name"),
+                &container.name,
+                msg,
+            ));
         }
     }
     if container.image.trim().is_empty() {
         errors.push(FieldError::required(&path.child("image"), ""));
     } else if container.image.trim() != container.image {
-        errors.push(FieldError::invalid(&path.child("image"), &container.image, "must not have leading or trailing whitespace"));
+        errors.push(FieldError::invalid(
+            &path.child("image"),
+            &container.image,
+            "must not have leading or trailing whitespace",
+        ));
     }
-    if !container.image_pull_policy.is_empty() && !PULL_POLICIES.contains(&container.image_pull_policy.as_str()) {
-        errors.push(FieldError::not_supported(&path.child("imagePullPolicy"), &container.image_pull_policy, PULL_POLICIES));
+    if !container.image_pull_policy.is_empty()
+        && !PULL_POLICIES.contains(&container.image_pull_policy.as_str())
+    {
+        errors.push(FieldError::not_supported(
+            &path.child("imagePullPolicy"),
+            &container.image_pull_policy,
+            PULL_POLICIES,
+        ));
     }
     let sidecar = ctx.init && container.restart_policy.as_deref() == Some("Always");
     if let Some(policy) = &container.restart_policy {
         let at = path.child("restartPolicy");
         if !ctx.init {
-            errors.push(FieldError::forbidden(&at, "may not be set for non-init containers"));
+            errors.push(FieldError::forbidden(
+                &at,
+                "may not be set for non-init containers",
+            ));
         } else if policy != "Always" {
             errors.push(FieldError::not_supported(&at, policy, &["Always"]));
         }
     }
     for (i, port) in container.ports.iter().enumerate() {
-        validate_container_port(port, &path.child("ports").index(i), ctx.host_network, errors);
+        validate_container_port(
+            port,
+            &path.child("ports").index(i),
+            ctx.host_network,
+            errors,
+        );
     }
     for (i, env) in container.env.iter().enumerate() {
         validate_env(env, &path.child("env").index(i), errors);
     }
     for (i, source) in container.env_from.iter().enumerate() {
         let at = path.child("envFrom").index(i);
-        let count = usize::from(source.config_map_ref.is_some()) + usize::from(source.secret_ref.is_some());
+        let count =
+            usize::from(source.config_map_ref.is_some()) + usize::from(source.secret_ref.is_some());
         if count != 1 {
-            errors.push(FieldError::invalid(&at, "", "must specify one of: `configMapRef` or `secretRef`"));
+            errors.push(FieldError::invalid(
+                &at,
+                "",
+                "must specify one of: `configMapRef` or `secretRef`",
+            ));
         }
         if !source.prefix.is_empty() {
             for msg in names::env_var_name(&source.prefix) {
-                errors.push(FieldError::invalid(&at.child("prefix"), &source.prefix, msg));
+                errors.push(FieldError::invalid(
+                    &at.child("prefix"),
+                    &source.prefix,
+                    msg,
+                ));
             }
         }
     }
@@ -206,7 +294,11 @@ fn validate_container(container: &Container, path: &Path, ctx: &ContainerContext
         if mount.mount_path.is_empty() {
             errors.push(FieldError::required(&at.child("mountPath"), ""));
         } else if !mount_paths.insert(mount.mount_path.as_str()) {
-            errors.push(FieldError::invalid(&at.child("mountPath"), &mount.mount_path, "must be unique"));
+            errors.push(FieldError::invalid(
+                &at.child("mountPath"),
+                &mount.mount_path,
+                "must be unique",
+            ));
         }
         if !mount.sub_path.is_empty() {
             check_relative_path(&mount.sub_path, &at.child("subPath"), errors);
@@ -221,11 +313,17 @@ fn validate_container(container: &Container, path: &Path, ctx: &ContainerContext
         let Some(probe) = probe else { continue };
         let at = path.child(field);
         if ctx.init && !sidecar {
-            errors.push(FieldError::forbidden(&at, "may not be set for init containers without restartPolicy=Always"));
+            errors.push(FieldError::forbidden(
+                &at,
+                "may not be set for init containers without restartPolicy=Always",
+            ));
             continue;
         }
         if ctx.init && field == "readinessProbe" {
-            errors.push(FieldError::forbidden(&at, "may not be set for init containers"));
+            errors.push(FieldError::forbidden(
+                &at,
+                "may not be set for init containers",
+            ));
             continue;
         }
         validate_probe(probe, &at, field != "readinessProbe", errors);
@@ -242,14 +340,24 @@ fn validate_container(container: &Container, path: &Path, ctx: &ContainerContext
             ));
         }
         if let Some(seccomp) = &security.seccomp_profile {
-            check_seccomp(&seccomp.type_, seccomp.localhost_profile.as_deref(), &at.child("seccompProfile"), errors);
+            check_seccomp(
+                &seccomp.type_,
+                seccomp.localhost_profile.as_deref(),
+                &at.child("seccompProfile"),
+                errors,
+            );
         }
         if let Some(caps) = &security.capabilities {
             for (field, list) in [("add", &caps.add), ("drop", &caps.drop)] {
                 for (i, cap) in list.iter().enumerate() {
-                    let valid = !cap.is_empty() && cap.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+                    let valid = !cap.is_empty()
+                        && cap.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
                     if !valid {
-                        errors.push(FieldError::invalid(&at.child("capabilities").child(field).index(i), cap, "must be a capability name such as NET_ADMIN"));
+                        errors.push(FieldError::invalid(
+                            &at.child("capabilities").child(field).index(i),
+                            cap,
+                            "must be a capability name such as NET_ADMIN",
+                        ));
                     }
                 }
             }
@@ -257,16 +365,29 @@ fn validate_container(container: &Container, path: &Path, ctx: &ContainerContext
     }
 }
 
-fn check_unique_container_name<'a>(container: &'a Container, path: &Path, seen: &mut BTreeSet<&'a str>, errors: &mut ErrorList) {
+fn check_unique_container_name<'a>(
+    container: &'a Container,
+    path: &Path,
+    seen: &mut BTreeSet<&'a str>,
+    errors: &mut ErrorList,
+) {
     if !container.name.is_empty() && !seen.insert(container.name.as_str()) {
         errors.push(FieldError::duplicate(&path.child("name"), &container.name));
     }
 }
 
-fn check_unique_port_names<'a>(ports: &'a [ContainerPort], path: &Path, seen: &mut BTreeSet<&'a str>, errors: &mut ErrorList) {
+fn check_unique_port_names<'a>(
+    ports: &'a [ContainerPort],
+    path: &Path,
+    seen: &mut BTreeSet<&'a str>,
+    errors: &mut ErrorList,
+) {
     for (i, port) in ports.iter().enumerate() {
         if !port.name.is_empty() && !seen.insert(port.name.as_str()) {
-            errors.push(FieldError::duplicate(&path.child("ports").index(i).child("name"), &port.name));
+            errors.push(FieldError::duplicate(
+                &path.child("ports").index(i).child("name"),
+                &port.name,
+            ));
         }
     }
 }
@@ -276,20 +397,41 @@ fn check_host_port_conflicts(spec: &PodSpec, path: &Path, errors: &mut ErrorList
     let mut seen = BTreeSet::new();
     for (i, container) in spec.containers.iter().enumerate() {
         for (j, port) in container.ports.iter().enumerate() {
-            let host_port = if spec.host_network { port.container_port } else { port.host_port };
+            let host_port = if spec.host_network {
+                port.container_port
+            } else {
+                port.host_port
+            };
             if host_port == 0 {
                 continue;
             }
-            let protocol = if port.protocol.is_empty() { "TCP" } else { port.protocol.as_str() };
+            let protocol = if port.protocol.is_empty() {
+                "TCP"
+            } else {
+                port.protocol.as_str()
+            };
             if !seen.insert((host_port, protocol, port.host_ip.as_str())) {
-                let at = path.child("containers").index(i).child("ports").index(j).child("hostPort");
-                errors.push(FieldError::duplicate(&at, &format!("{host_port}/{protocol}")));
+                let at = path
+                    .child("containers")
+                    .index(i)
+                    .child("ports")
+                    .index(j)
+                    .child("hostPort");
+                errors.push(FieldError::duplicate(
+                    &at,
+                    &format!("{host_port}/{protocol}"),
+                ));
             }
         }
     }
 }
 
-fn validate_container_port(port: &ContainerPort, path: &Path, host_network: bool, errors: &mut ErrorList) {
+fn validate_container_port(
+    port: &ContainerPort,
+    path: &Path,
+    host_network: bool,
+    errors: &mut ErrorList,
+) {
     if !port.name.is_empty() {
         for msg in names::port_name(&port.name) {
             errors.push(FieldError::invalid(&path.child("name"), &port.name, msg));
@@ -299,22 +441,42 @@ fn validate_container_port(port: &ContainerPort, path: &Path, host_network: bool
         errors.push(FieldError::required(&path.child("containerPort"), ""));
     } else {
         for msg in names::port_number(port.container_port) {
-            errors.push(FieldError::invalid_raw(&path.child("containerPort"), port.container_port, msg));
+            errors.push(FieldError::invalid_raw(
+                &path.child("containerPort"),
+                port.container_port,
+                msg,
+            ));
         }
     }
     if port.host_port != 0 {
         for msg in names::port_number(port.host_port) {
-            errors.push(FieldError::invalid_raw(&path.child("hostPort"), port.host_port, msg));
+            errors.push(FieldError::invalid_raw(
+                &path.child("hostPort"),
+                port.host_port,
+                msg,
+            ));
         }
         if host_network && port.host_port != port.container_port {
-            errors.push(FieldError::invalid_raw(&path.child("hostPort"), port.host_port, "must match `containerPort` when `hostNetwork` is true"));
+            errors.push(FieldError::invalid_raw(
+                &path.child("hostPort"),
+                port.host_port,
+                "must match `containerPort` when `hostNetwork` is true",
+            ));
         }
     }
     if !port.protocol.is_empty() && !PROTOCOLS.contains(&port.protocol.as_str()) {
-        errors.push(FieldError::not_supported(&path.child("protocol"), &port.protocol, PROTOCOLS));
+        errors.push(FieldError::not_supported(
+            &path.child("protocol"),
+            &port.protocol,
+            PROTOCOLS,
+        ));
     }
     if !port.host_ip.is_empty() && port.host_ip.parse::<IpAddr>().is_err() {
-        errors.push(FieldError::invalid(&path.child("hostIP"), &port.host_ip, "must be a valid IP address"));
+        errors.push(FieldError::invalid(
+            &path.child("hostIP"),
+            &port.host_ip,
+            "must be a valid IP address",
+        ));
     }
 }
 
@@ -326,10 +488,16 @@ fn validate_env(env: &EnvVar, path: &Path, errors: &mut ErrorList) {
             errors.push(FieldError::invalid(&path.child("name"), &env.name, msg));
         }
     }
-    let Some(source) = &env.value_from else { return };
+    let Some(source) = &env.value_from else {
+        return;
+    };
     let at = path.child("valueFrom");
     if !env.value.is_empty() {
-        errors.push(FieldError::invalid(&at, "", "may not be specified when `value` is not empty"));
+        errors.push(FieldError::invalid(
+            &at,
+            "",
+            "may not be specified when `value` is not empty",
+        ));
     }
     let mut count = 0;
     if let Some(field) = &source.field_ref {
@@ -338,7 +506,11 @@ fn validate_env(env: &EnvVar, path: &Path, errors: &mut ErrorList) {
         if field.field_path.is_empty() {
             errors.push(FieldError::required(&fp, ""));
         } else if !is_supported_env_field(&field.field_path) {
-            errors.push(FieldError::not_supported(&fp, &field.field_path, ENV_FIELD_PATHS));
+            errors.push(FieldError::not_supported(
+                &fp,
+                &field.field_path,
+                ENV_FIELD_PATHS,
+            ));
         }
     }
     if let Some(resource) = &source.resource_field_ref {
@@ -347,21 +519,39 @@ fn validate_env(env: &EnvVar, path: &Path, errors: &mut ErrorList) {
         if resource.resource.is_empty() {
             errors.push(FieldError::required(&rp, ""));
         } else if !ENV_RESOURCE_FIELDS.contains(&resource.resource.as_str()) {
-            errors.push(FieldError::not_supported(&rp, &resource.resource, ENV_RESOURCE_FIELDS));
+            errors.push(FieldError::not_supported(
+                &rp,
+                &resource.resource,
+                ENV_RESOURCE_FIELDS,
+            ));
         }
     }
     if let Some(key_ref) = &source.config_map_key_ref {
         count += 1;
-        check_key_ref(&key_ref.name, &key_ref.key, &at.child("configMapKeyRef"), errors);
+        check_key_ref(
+            &key_ref.name,
+            &key_ref.key,
+            &at.child("configMapKeyRef"),
+            errors,
+        );
     }
     if let Some(key_ref) = &source.secret_key_ref {
         count += 1;
-        check_key_ref(&key_ref.name, &key_ref.key, &at.child("secretKeyRef"), errors);
+        check_key_ref(
+            &key_ref.name,
+            &key_ref.key,
+            &at.child("secretKeyRef"),
+            errors,
+        );
     }
     if count == 0 {
         errors.push(FieldError::invalid(&at, "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"));
     } else if count > 1 {
-        errors.push(FieldError::invalid(&at, "", "may not have more than one field specified at a time"));
+        errors.push(FieldError::invalid(
+            &at,
+            "",
+            "may not have more than one field specified at a time",
+        ));
     }
 }
 
@@ -370,11 +560,13 @@ fn is_supported_env_field(path: &str) -> bool {
         return true;
     }
     // metadata.labels['key'] and metadata.annotations['key'].
-    ["metadata.labels['", "metadata.annotations['"].iter().any(|prefix| {
-        path.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_suffix("']"))
-            .is_some_and(|key| validate_label_key(key).is_empty())
-    })
+    ["metadata.labels['", "metadata.annotations['"]
+        .iter()
+        .any(|prefix| {
+            path.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix("']"))
+                .is_some_and(|key| validate_label_key(key).is_empty())
+        })
 }
 
 fn check_key_ref(name: &str, key: &str, path: &Path, errors: &mut ErrorList) {
@@ -400,8 +592,15 @@ fn validate_resources(resources: &ResourceRequirements, path: &Path, errors: &mu
             && request > limit
         {
             let quantity = &resources.requests[*name].0;
-            let detail = format!("must be less than or equal to {name} limit of {}", resources.limits[*name].0);
-            errors.push(FieldError::invalid(&path.child("requests").key(name), quantity, detail));
+            let detail = format!(
+                "must be less than or equal to {name} limit of {}",
+                resources.limits[*name].0
+            );
+            errors.push(FieldError::invalid(
+                &path.child("requests").key(name),
+                quantity,
+                detail,
+            ));
         }
     }
 }
@@ -416,12 +615,20 @@ fn parse_resource_list<'a>(
     for (name, quantity) in list {
         let at = path.key(name);
         if !is_resource_name(name) {
-            errors.push(FieldError::invalid(&at, name, "must be a standard resource type or fully qualified"));
+            errors.push(FieldError::invalid(
+                &at,
+                name,
+                "must be a standard resource type or fully qualified",
+            ));
             continue;
         }
         match quantity.parse() {
             Ok(amount) if amount < crate::quantity::Amount::zero() => {
-                errors.push(FieldError::invalid(&at, &quantity.0, "must be greater than or equal to 0"));
+                errors.push(FieldError::invalid(
+                    &at,
+                    &quantity.0,
+                    "must be greater than or equal to 0",
+                ));
             }
             Ok(amount) => {
                 out.insert(name.as_str(), amount);
@@ -447,17 +654,27 @@ fn validate_probe(probe: &Probe, path: &Path, success_must_be_one: bool, errors:
     if handlers == 0 {
         errors.push(FieldError::required(path, "must specify a handler type"));
     } else if handlers > 1 {
-        errors.push(FieldError::forbidden(path, "may not specify more than 1 handler type"));
+        errors.push(FieldError::forbidden(
+            path,
+            "may not specify more than 1 handler type",
+        ));
     }
     if let Some(exec) = &probe.exec
         && exec.command.is_empty()
     {
-        errors.push(FieldError::required(&path.child("exec").child("command"), ""));
+        errors.push(FieldError::required(
+            &path.child("exec").child("command"),
+            "",
+        ));
     }
     if let Some(http) = &probe.http_get {
         check_probe_port(&http.port, &path.child("httpGet").child("port"), errors);
         if !http.scheme.is_empty() && !["HTTP", "HTTPS"].contains(&http.scheme.as_str()) {
-            errors.push(FieldError::not_supported(&path.child("httpGet").child("scheme"), &http.scheme, &["HTTP", "HTTPS"]));
+            errors.push(FieldError::not_supported(
+                &path.child("httpGet").child("scheme"),
+                &http.scheme,
+                &["HTTP", "HTTPS"],
+            ));
         }
     }
     if let Some(tcp) = &probe.tcp_socket {
@@ -465,7 +682,11 @@ fn validate_probe(probe: &Probe, path: &Path, success_must_be_one: bool, errors:
     }
     if let Some(grpc) = &probe.grpc {
         for msg in names::port_number(grpc.port) {
-            errors.push(FieldError::invalid_raw(&path.child("grpc").child("port"), grpc.port, msg));
+            errors.push(FieldError::invalid_raw(
+                &path.child("grpc").child("port"),
+                grpc.port,
+                msg,
+            ));
         }
     }
     let timings = [
@@ -477,11 +698,19 @@ fn validate_probe(probe: &Probe, path: &Path, success_must_be_one: bool, errors:
     ];
     for (field, value) in timings {
         if value < 0 {
-            errors.push(FieldError::invalid_raw(&path.child(field), value, "must be greater than or equal to 0"));
+            errors.push(FieldError::invalid_raw(
+                &path.child(field),
+                value,
+                "must be greater than or equal to 0",
+            ));
         }
     }
     if success_must_be_one && probe.success_threshold > 1 {
-        errors.push(FieldError::invalid_raw(&path.child("successThreshold"), probe.success_threshold, "must be 1"));
+        errors.push(FieldError::invalid_raw(
+            &path.child("successThreshold"),
+            probe.success_threshold,
+            "must be 1",
+        ));
     }
 }
 
@@ -501,7 +730,11 @@ fn check_probe_port(port: &IntOrString, path: &Path, errors: &mut ErrorList) {
 }
 
 /// Checks the volumes and returns their names, for volumeMounts to refer to.
-fn validate_volumes<'a>(volumes: &'a [Volume], path: &Path, errors: &mut ErrorList) -> BTreeSet<&'a str> {
+fn validate_volumes<'a>(
+    volumes: &'a [Volume],
+    path: &Path,
+    errors: &mut ErrorList,
+) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
     for (i, volume) in volumes.iter().enumerate() {
         let at = path.index(i);
@@ -519,16 +752,29 @@ fn validate_volumes<'a>(volumes: &'a [Volume], path: &Path, errors: &mut ErrorLi
         if sources == 0 {
             errors.push(FieldError::required(&at, "must specify a volume type"));
         } else if sources > 1 {
-            errors.push(FieldError::forbidden(&at, "may not specify more than 1 volume type"));
+            errors.push(FieldError::forbidden(
+                &at,
+                "may not specify more than 1 volume type",
+            ));
         }
         if let Some(empty_dir) = &volume.empty_dir {
-            if !empty_dir.medium.is_empty() && !["Memory", "HugePages"].contains(&empty_dir.medium.as_str()) {
-                errors.push(FieldError::not_supported(&at.child("emptyDir").child("medium"), &empty_dir.medium, &["", "Memory", "HugePages"]));
+            if !empty_dir.medium.is_empty()
+                && !["Memory", "HugePages"].contains(&empty_dir.medium.as_str())
+            {
+                errors.push(FieldError::not_supported(
+                    &at.child("emptyDir").child("medium"),
+                    &empty_dir.medium,
+                    &["", "Memory", "HugePages"],
+                ));
             }
             if let Some(limit) = &empty_dir.size_limit
                 && let Err(e) = limit.parse()
             {
-                errors.push(FieldError::invalid(&at.child("emptyDir").child("sizeLimit"), &limit.0, e.to_string()));
+                errors.push(FieldError::invalid(
+                    &at.child("emptyDir").child("sizeLimit"),
+                    &limit.0,
+                    e.to_string(),
+                ));
             }
         }
         if let Some(host_path) = &volume.host_path {
@@ -536,12 +782,20 @@ fn validate_volumes<'a>(volumes: &'a [Volume], path: &Path, errors: &mut ErrorLi
             if host_path.path.is_empty() {
                 errors.push(FieldError::required(&hp.child("path"), ""));
             } else if host_path.path.split('/').any(|part| part == "..") {
-                errors.push(FieldError::invalid(&hp.child("path"), &host_path.path, "must not contain '..'"));
+                errors.push(FieldError::invalid(
+                    &hp.child("path"),
+                    &host_path.path,
+                    "must not contain '..'",
+                ));
             }
             if let Some(kind) = &host_path.type_
                 && !HOST_PATH_TYPES.contains(&kind.as_str())
             {
-                errors.push(FieldError::not_supported(&hp.child("type"), kind, HOST_PATH_TYPES));
+                errors.push(FieldError::not_supported(
+                    &hp.child("type"),
+                    kind,
+                    HOST_PATH_TYPES,
+                ));
             }
         }
         if let Some(cm) = &volume.config_map {
@@ -551,7 +805,13 @@ fn validate_volumes<'a>(volumes: &'a [Volume], path: &Path, errors: &mut ErrorLi
             }
             check_mode(cm.default_mode, &cp.child("defaultMode"), errors);
             for (j, item) in cm.items.iter().enumerate() {
-                check_key_to_path(&item.key, &item.path, item.mode, &cp.child("items").index(j), errors);
+                check_key_to_path(
+                    &item.key,
+                    &item.path,
+                    item.mode,
+                    &cp.child("items").index(j),
+                    errors,
+                );
             }
         }
         if let Some(secret) = &volume.secret {
@@ -561,19 +821,34 @@ fn validate_volumes<'a>(volumes: &'a [Volume], path: &Path, errors: &mut ErrorLi
             }
             check_mode(secret.default_mode, &sp.child("defaultMode"), errors);
             for (j, item) in secret.items.iter().enumerate() {
-                check_key_to_path(&item.key, &item.path, item.mode, &sp.child("items").index(j), errors);
+                check_key_to_path(
+                    &item.key,
+                    &item.path,
+                    item.mode,
+                    &sp.child("items").index(j),
+                    errors,
+                );
             }
         }
         if let Some(claim) = &volume.persistent_volume_claim
             && claim.claim_name.is_empty()
         {
-            errors.push(FieldError::required(&at.child("persistentVolumeClaim").child("claimName"), ""));
+            errors.push(FieldError::required(
+                &at.child("persistentVolumeClaim").child("claimName"),
+                "",
+            ));
         }
     }
     seen
 }
 
-fn check_key_to_path(key: &str, file: &str, mode: Option<i32>, path: &Path, errors: &mut ErrorList) {
+fn check_key_to_path(
+    key: &str,
+    file: &str,
+    mode: Option<i32>,
+    path: &Path,
+    errors: &mut ErrorList,
+) {
     if key.is_empty() {
         errors.push(FieldError::required(&path.child("key"), ""));
     }
@@ -599,7 +874,11 @@ fn check_mode(mode: Option<i32>, path: &Path, errors: &mut ErrorList) {
     if let Some(mode) = mode
         && !(0..=0o777).contains(&mode)
     {
-        errors.push(FieldError::invalid_raw(path, mode, "must be a number between 0 and 0777 (octal), both inclusive"));
+        errors.push(FieldError::invalid_raw(
+            path,
+            mode,
+            "must be a number between 0 and 0777 (octal), both inclusive",
+        ));
     }
 }
 
@@ -607,7 +886,11 @@ fn check_id(id: Option<i64>, path: &Path, errors: &mut ErrorList) {
     if let Some(id) = id
         && !(0..=i64::from(i32::MAX)).contains(&id)
     {
-        errors.push(FieldError::invalid_raw(path, id, "must be between 0 and 2147483647, inclusive"));
+        errors.push(FieldError::invalid_raw(
+            path,
+            id,
+            "must be between 0 and 2147483647, inclusive",
+        ));
     }
 }
 
@@ -615,11 +898,22 @@ fn check_seccomp(kind: &str, localhost: Option<&str>, path: &Path, errors: &mut 
     if kind.is_empty() {
         errors.push(FieldError::required(&path.child("type"), ""));
     } else if !SECCOMP_TYPES.contains(&kind) {
-        errors.push(FieldError::not_supported(&path.child("type"), kind, SECCOMP_TYPES));
+        errors.push(FieldError::not_supported(
+            &path.child("type"),
+            kind,
+            SECCOMP_TYPES,
+        ));
     }
     match (kind, localhost) {
-        ("Localhost", None) => errors.push(FieldError::required(&path.child("localhostProfile"), "must be set when seccomp type is Localhost")),
-        (k, Some(_)) if k != "Localhost" => errors.push(FieldError::invalid(&path.child("localhostProfile"), k, "can only be set when seccomp type is Localhost")),
+        ("Localhost", None) => errors.push(FieldError::required(
+            &path.child("localhostProfile"),
+            "must be set when seccomp type is Localhost",
+        )),
+        (k, Some(_)) if k != "Localhost" => errors.push(FieldError::invalid(
+            &path.child("localhostProfile"),
+            k,
+            "can only be set when seccomp type is Localhost",
+        )),
         _ => {}
     }
 }
@@ -627,13 +921,21 @@ fn check_seccomp(kind: &str, localhost: Option<&str>, path: &Path, errors: &mut 
 fn validate_toleration(toleration: &Toleration, path: &Path, errors: &mut ErrorList) {
     if !toleration.key.is_empty() {
         for msg in validate_label_key(&toleration.key) {
-            errors.push(FieldError::invalid(&path.child("key"), &toleration.key, msg));
+            errors.push(FieldError::invalid(
+                &path.child("key"),
+                &toleration.key,
+                msg,
+            ));
         }
     }
     match toleration.operator.as_str() {
         "Exists" => {
             if !toleration.value.is_empty() {
-                errors.push(FieldError::invalid(&path.child("operator"), &toleration.value, "value must be empty when `operator` is 'Exists'"));
+                errors.push(FieldError::invalid(
+                    &path.child("operator"),
+                    &toleration.value,
+                    "value must be empty when `operator` is 'Exists'",
+                ));
             }
         }
         "" | "Equal" => {
@@ -641,16 +943,32 @@ fn validate_toleration(toleration: &Toleration, path: &Path, errors: &mut ErrorL
                 errors.push(FieldError::invalid(&path.child("operator"), &toleration.operator, "operator must be Exists when `key` is empty, which means \"match all values and all keys\""));
             }
             for msg in validate_label_value(&toleration.value) {
-                errors.push(FieldError::invalid(&path.child("value"), &toleration.value, msg));
+                errors.push(FieldError::invalid(
+                    &path.child("value"),
+                    &toleration.value,
+                    msg,
+                ));
             }
         }
-        other => errors.push(FieldError::not_supported(&path.child("operator"), other, TOLERATION_OPERATORS)),
+        other => errors.push(FieldError::not_supported(
+            &path.child("operator"),
+            other,
+            TOLERATION_OPERATORS,
+        )),
     }
     if !toleration.effect.is_empty() && !TAINT_EFFECTS.contains(&toleration.effect.as_str()) {
-        errors.push(FieldError::not_supported(&path.child("effect"), &toleration.effect, TAINT_EFFECTS));
+        errors.push(FieldError::not_supported(
+            &path.child("effect"),
+            &toleration.effect,
+            TAINT_EFFECTS,
+        ));
     }
     if toleration.toleration_seconds.is_some() && toleration.effect != "NoExecute" {
-        errors.push(FieldError::invalid(&path.child("effect"), &toleration.effect, "effect must be 'NoExecute' when `tolerationSeconds` is set"));
+        errors.push(FieldError::invalid(
+            &path.child("effect"),
+            &toleration.effect,
+            "effect must be 'NoExecute' when `tolerationSeconds` is set",
+        ));
     }
 }
 
@@ -658,44 +976,91 @@ fn validate_affinity(affinity: &Affinity, path: &Path, errors: &mut ErrorList) {
     if let Some(node) = &affinity.node_affinity {
         let at = path.child("nodeAffinity");
         if let Some(required) = &node.required_during_scheduling_ignored_during_execution {
-            let rp = at.child("requiredDuringSchedulingIgnoredDuringExecution").child("nodeSelectorTerms");
+            let rp = at
+                .child("requiredDuringSchedulingIgnoredDuringExecution")
+                .child("nodeSelectorTerms");
             if required.node_selector_terms.is_empty() {
-                errors.push(FieldError::required(&rp, "must have at least one node selector term"));
+                errors.push(FieldError::required(
+                    &rp,
+                    "must have at least one node selector term",
+                ));
             }
             for (i, term) in required.node_selector_terms.iter().enumerate() {
                 validate_node_selector_term(term, &rp.index(i), errors);
             }
         }
-        for (i, preferred) in node.preferred_during_scheduling_ignored_during_execution.iter().enumerate() {
-            let pp = at.child("preferredDuringSchedulingIgnoredDuringExecution").index(i);
+        for (i, preferred) in node
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            let pp = at
+                .child("preferredDuringSchedulingIgnoredDuringExecution")
+                .index(i);
             check_weight(preferred.weight, &pp.child("weight"), errors);
             validate_node_selector_term(&preferred.preference, &pp.child("preference"), errors);
         }
     }
-    for (field, pod_affinity) in [("podAffinity", &affinity.pod_affinity), ("podAntiAffinity", &affinity.pod_anti_affinity)] {
-        let Some(pod_affinity) = pod_affinity else { continue };
+    for (field, pod_affinity) in [
+        ("podAffinity", &affinity.pod_affinity),
+        ("podAntiAffinity", &affinity.pod_anti_affinity),
+    ] {
+        let Some(pod_affinity) = pod_affinity else {
+            continue;
+        };
         let at = path.child(field);
-        for (i, term) in pod_affinity.required_during_scheduling_ignored_during_execution.iter().enumerate() {
-            let tp = at.child("requiredDuringSchedulingIgnoredDuringExecution").index(i);
+        for (i, term) in pod_affinity
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            let tp = at
+                .child("requiredDuringSchedulingIgnoredDuringExecution")
+                .index(i);
             check_topology_key(&term.topology_key, &tp.child("topologyKey"), errors);
-            check_label_selector(term.label_selector.as_ref(), &tp.child("labelSelector"), errors);
+            check_label_selector(
+                term.label_selector.as_ref(),
+                &tp.child("labelSelector"),
+                errors,
+            );
         }
-        for (i, weighted) in pod_affinity.preferred_during_scheduling_ignored_during_execution.iter().enumerate() {
-            let wp = at.child("preferredDuringSchedulingIgnoredDuringExecution").index(i);
+        for (i, weighted) in pod_affinity
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .enumerate()
+        {
+            let wp = at
+                .child("preferredDuringSchedulingIgnoredDuringExecution")
+                .index(i);
             check_weight(weighted.weight, &wp.child("weight"), errors);
             let tp = wp.child("podAffinityTerm");
-            check_topology_key(&weighted.pod_affinity_term.topology_key, &tp.child("topologyKey"), errors);
-            check_label_selector(weighted.pod_affinity_term.label_selector.as_ref(), &tp.child("labelSelector"), errors);
+            check_topology_key(
+                &weighted.pod_affinity_term.topology_key,
+                &tp.child("topologyKey"),
+                errors,
+            );
+            check_label_selector(
+                weighted.pod_affinity_term.label_selector.as_ref(),
+                &tp.child("labelSelector"),
+                errors,
+            );
         }
     }
 }
 
 fn validate_node_selector_term(term: &NodeSelectorTerm, path: &Path, errors: &mut ErrorList) {
-    for (field, requirements) in [("matchExpressions", &term.match_expressions), ("matchFields", &term.match_fields)] {
+    for (field, requirements) in [
+        ("matchExpressions", &term.match_expressions),
+        ("matchFields", &term.match_fields),
+    ] {
         for (i, req) in requirements.iter().enumerate() {
             let at = path.child(field).index(i);
             if field == "matchFields" && req.key != "metadata.name" {
-                errors.push(FieldError::invalid(&at.child("key"), &req.key, "not a valid field selector key"));
+                errors.push(FieldError::invalid(
+                    &at.child("key"),
+                    &req.key,
+                    "not a valid field selector key",
+                ));
             } else {
                 for msg in validate_label_key(&req.key) {
                     errors.push(FieldError::invalid(&at.child("key"), &req.key, msg));
@@ -704,20 +1069,37 @@ fn validate_node_selector_term(term: &NodeSelectorTerm, path: &Path, errors: &mu
             let values = at.child("values");
             match req.operator.as_str() {
                 "In" | "NotIn" if req.values.is_empty() => {
-                    errors.push(FieldError::required(&values, "must be specified when `operator` is 'In' or 'NotIn'"));
+                    errors.push(FieldError::required(
+                        &values,
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    ));
                 }
                 "Exists" | "DoesNotExist" if !req.values.is_empty() => {
-                    errors.push(FieldError::forbidden(&values, "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"));
+                    errors.push(FieldError::forbidden(
+                        &values,
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    ));
                 }
                 "Gt" | "Lt" => {
                     if req.values.len() != 1 {
-                        errors.push(FieldError::required(&values, "must be specified single value when `operator` is 'Lt' or 'Gt'"));
+                        errors.push(FieldError::required(
+                            &values,
+                            "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                        ));
                     } else if req.values[0].parse::<i64>().is_err() {
-                        errors.push(FieldError::invalid(&values.index(0), &req.values[0], "must be an integer"));
+                        errors.push(FieldError::invalid(
+                            &values.index(0),
+                            &req.values[0],
+                            "must be an integer",
+                        ));
                     }
                 }
                 op if !NODE_SELECTOR_OPERATORS.contains(&op) => {
-                    errors.push(FieldError::not_supported(&at.child("operator"), op, NODE_SELECTOR_OPERATORS));
+                    errors.push(FieldError::not_supported(
+                        &at.child("operator"),
+                        op,
+                        NODE_SELECTOR_OPERATORS,
+                    ));
                 }
                 _ => {}
             }
@@ -727,7 +1109,11 @@ fn validate_node_selector_term(term: &NodeSelectorTerm, path: &Path, errors: &mu
 
 fn check_weight(weight: i32, path: &Path, errors: &mut ErrorList) {
     if !(1..=100).contains(&weight) {
-        errors.push(FieldError::invalid_raw(path, weight, "must be in the range 1-100"));
+        errors.push(FieldError::invalid_raw(
+            path,
+            weight,
+            "must be in the range 1-100",
+        ));
     }
 }
 
@@ -742,9 +1128,16 @@ fn check_topology_key(key: &str, path: &Path, errors: &mut ErrorList) {
 }
 
 /// A `LabelSelector` that compiles, with each problem at its field.
-pub(super) fn check_label_selector(selector: Option<&crate::model::LabelSelector>, path: &Path, errors: &mut ErrorList) {
+pub(super) fn check_label_selector(
+    selector: Option<&crate::model::LabelSelector>,
+    path: &Path,
+    errors: &mut ErrorList,
+) {
     let Some(selector) = selector else { return };
-    errors.extend(validate_labels(&selector.match_labels, &path.child("matchLabels")));
+    errors.extend(validate_labels(
+        &selector.match_labels,
+        &path.child("matchLabels"),
+    ));
     for (i, req) in selector.match_expressions.iter().enumerate() {
         let at = path.child("matchExpressions").index(i);
         for msg in validate_label_key(&req.key) {
@@ -752,17 +1145,31 @@ pub(super) fn check_label_selector(selector: Option<&crate::model::LabelSelector
         }
         match req.operator.as_str() {
             "In" | "NotIn" if req.values.is_empty() => {
-                errors.push(FieldError::required(&at.child("values"), "must be specified when `operator` is 'In' or 'NotIn'"));
+                errors.push(FieldError::required(
+                    &at.child("values"),
+                    "must be specified when `operator` is 'In' or 'NotIn'",
+                ));
             }
             "Exists" | "DoesNotExist" if !req.values.is_empty() => {
-                errors.push(FieldError::forbidden(&at.child("values"), "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"));
+                errors.push(FieldError::forbidden(
+                    &at.child("values"),
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ));
             }
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            op => errors.push(FieldError::not_supported(&at.child("operator"), op, &["In", "NotIn", "Exists", "DoesNotExist"])),
+            op => errors.push(FieldError::not_supported(
+                &at.child("operator"),
+                op,
+                &["In", "NotIn", "Exists", "DoesNotExist"],
+            )),
         }
         for (j, value) in req.values.iter().enumerate() {
             for msg in validate_label_value(value) {
-                errors.push(FieldError::invalid(&at.child("values").index(j), value, msg));
+                errors.push(FieldError::invalid(
+                    &at.child("values").index(j),
+                    value,
+                    msg,
+                ));
             }
         }
     }

@@ -1,7 +1,9 @@
 //! Role, ClusterRole, RoleBinding and ClusterRoleBinding.
 
 use super::{ErrorList, FieldError, Path, names, validate_object_meta};
-use crate::model::{ClusterRole, ClusterRoleBinding, PolicyRule, Resource, Role, RoleBinding, RoleRef, Subject};
+use crate::model::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Resource, Role, RoleBinding, RoleRef, Subject,
+};
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
@@ -17,13 +19,22 @@ fn path_segment_name(name: &str) -> Vec<String> {
 
 pub fn validate_role(role: &Role) -> ErrorList {
     let mut errors = validate_object_meta(&role.metadata, Role::NAMESPACED, path_segment_name);
-    errors.extend(validate_policy_rules(&role.rules, &Path::new("rules"), false));
+    errors.extend(validate_policy_rules(
+        &role.rules,
+        &Path::new("rules"),
+        false,
+    ));
     errors
 }
 
 pub fn validate_cluster_role(role: &ClusterRole) -> ErrorList {
-    let mut errors = validate_object_meta(&role.metadata, ClusterRole::NAMESPACED, path_segment_name);
-    errors.extend(validate_policy_rules(&role.rules, &Path::new("rules"), true));
+    let mut errors =
+        validate_object_meta(&role.metadata, ClusterRole::NAMESPACED, path_segment_name);
+    errors.extend(validate_policy_rules(
+        &role.rules,
+        &Path::new("rules"),
+        true,
+    ));
     errors
 }
 
@@ -34,7 +45,10 @@ pub fn validate_policy_rules(rules: &[PolicyRule], path: &Path, cluster_scoped: 
     for (i, rule) in rules.iter().enumerate() {
         let at = path.index(i);
         if rule.verbs.is_empty() {
-            errors.push(FieldError::required(&at.child("verbs"), "verbs must contain at least one value"));
+            errors.push(FieldError::required(
+                &at.child("verbs"),
+                "verbs must contain at least one value",
+            ));
         }
         if !rule.non_resource_urls.is_empty() {
             if !cluster_scoped {
@@ -54,24 +68,38 @@ pub fn validate_policy_rules(rules: &[PolicyRule], path: &Path, cluster_scoped: 
             continue;
         }
         if rule.api_groups.is_empty() {
-            errors.push(FieldError::required(&at.child("apiGroups"), "resource rules must supply at least one api group"));
+            errors.push(FieldError::required(
+                &at.child("apiGroups"),
+                "resource rules must supply at least one api group",
+            ));
         }
         if rule.resources.is_empty() {
-            errors.push(FieldError::required(&at.child("resources"), "resource rules must supply at least one resource"));
+            errors.push(FieldError::required(
+                &at.child("resources"),
+                "resource rules must supply at least one resource",
+            ));
         }
     }
     errors
 }
 
 pub fn validate_role_binding(binding: &RoleBinding) -> ErrorList {
-    let mut errors = validate_object_meta(&binding.metadata, RoleBinding::NAMESPACED, path_segment_name);
+    let mut errors = validate_object_meta(
+        &binding.metadata,
+        RoleBinding::NAMESPACED,
+        path_segment_name,
+    );
     check_role_ref(&binding.role_ref, &["Role", "ClusterRole"], &mut errors);
     check_subjects(&binding.subjects, false, &mut errors);
     errors
 }
 
 pub fn validate_cluster_role_binding(binding: &ClusterRoleBinding) -> ErrorList {
-    let mut errors = validate_object_meta(&binding.metadata, ClusterRoleBinding::NAMESPACED, path_segment_name);
+    let mut errors = validate_object_meta(
+        &binding.metadata,
+        ClusterRoleBinding::NAMESPACED,
+        path_segment_name,
+    );
     check_role_ref(&binding.role_ref, &["ClusterRole"], &mut errors);
     check_subjects(&binding.subjects, true, &mut errors);
     errors
@@ -80,16 +108,28 @@ pub fn validate_cluster_role_binding(binding: &ClusterRoleBinding) -> ErrorList 
 fn check_role_ref(role_ref: &RoleRef, kinds: &[&str], errors: &mut ErrorList) {
     let path = Path::new("roleRef");
     if role_ref.api_group != RBAC_GROUP {
-        errors.push(FieldError::not_supported(&path.child("apiGroup"), &role_ref.api_group, &[RBAC_GROUP]));
+        errors.push(FieldError::not_supported(
+            &path.child("apiGroup"),
+            &role_ref.api_group,
+            &[RBAC_GROUP],
+        ));
     }
     if !kinds.contains(&role_ref.kind.as_str()) {
-        errors.push(FieldError::not_supported(&path.child("kind"), &role_ref.kind, kinds));
+        errors.push(FieldError::not_supported(
+            &path.child("kind"),
+            &role_ref.kind,
+            kinds,
+        ));
     }
     if role_ref.name.is_empty() {
         errors.push(FieldError::required(&path.child("name"), ""));
     } else {
         for msg in path_segment_name(&role_ref.name) {
-            errors.push(FieldError::invalid(&path.child("name"), &role_ref.name, msg));
+            errors.push(FieldError::invalid(
+                &path.child("name"),
+                &role_ref.name,
+                msg,
+            ));
         }
     }
 }
@@ -103,7 +143,11 @@ fn check_subjects(subjects: &[Subject], cluster_scoped: bool, errors: &mut Error
         match subject.kind.as_str() {
             "ServiceAccount" => {
                 if !subject.api_group.is_empty() {
-                    errors.push(FieldError::not_supported(&at.child("apiGroup"), &subject.api_group, &[""]));
+                    errors.push(FieldError::not_supported(
+                        &at.child("apiGroup"),
+                        &subject.api_group,
+                        &[""],
+                    ));
                 }
                 if !subject.name.is_empty() {
                     for msg in names::dns1123_subdomain(&subject.name) {
@@ -116,10 +160,18 @@ fn check_subjects(subjects: &[Subject], cluster_scoped: bool, errors: &mut Error
             }
             "User" | "Group" => {
                 if subject.api_group != RBAC_GROUP {
-                    errors.push(FieldError::not_supported(&at.child("apiGroup"), &subject.api_group, &[RBAC_GROUP]));
+                    errors.push(FieldError::not_supported(
+                        &at.child("apiGroup"),
+                        &subject.api_group,
+                        &[RBAC_GROUP],
+                    ));
                 }
             }
-            other => errors.push(FieldError::not_supported(&at.child("kind"), other, &["ServiceAccount", "User", "Group"])),
+            other => errors.push(FieldError::not_supported(
+                &at.child("kind"),
+                other,
+                &["ServiceAccount", "User", "Group"],
+            )),
         }
     }
 }

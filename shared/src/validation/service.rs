@@ -15,9 +15,17 @@ pub fn validate_service(svc: &Service) -> ErrorList {
     let mut errors = validate_object_meta(&svc.metadata, Service::NAMESPACED, names::dns1035_label);
     let spec_path = Path::new("spec");
     let spec = &svc.spec;
-    let kind = if spec.type_.is_empty() { "ClusterIP" } else { spec.type_.as_str() };
+    let kind = if spec.type_.is_empty() {
+        "ClusterIP"
+    } else {
+        spec.type_.as_str()
+    };
     if !SERVICE_TYPES.contains(&kind) {
-        errors.push(FieldError::not_supported(&spec_path.child("type"), kind, SERVICE_TYPES));
+        errors.push(FieldError::not_supported(
+            &spec_path.child("type"),
+            kind,
+            SERVICE_TYPES,
+        ));
     }
     let headless = spec.cluster_ip == "None";
     if kind == "ExternalName" {
@@ -25,7 +33,11 @@ pub fn validate_service(svc: &Service) -> ErrorList {
             errors.push(FieldError::required(&spec_path.child("externalName"), ""));
         } else {
             for msg in names::dns1123_subdomain(spec.external_name.trim_end_matches('.')) {
-                errors.push(FieldError::invalid(&spec_path.child("externalName"), &spec.external_name, msg));
+                errors.push(FieldError::invalid(
+                    &spec_path.child("externalName"),
+                    &spec.external_name,
+                    msg,
+                ));
             }
         }
     } else if spec.ports.is_empty() && !headless {
@@ -58,12 +70,23 @@ pub fn validate_service(svc: &Service) -> ErrorList {
         for msg in names::port_number(port.port) {
             errors.push(FieldError::invalid_raw(&at.child("port"), port.port, msg));
         }
-        let protocol = if port.protocol.is_empty() { "TCP" } else { port.protocol.as_str() };
+        let protocol = if port.protocol.is_empty() {
+            "TCP"
+        } else {
+            port.protocol.as_str()
+        };
         if !PROTOCOLS.contains(&protocol) {
-            errors.push(FieldError::not_supported(&at.child("protocol"), protocol, PROTOCOLS));
+            errors.push(FieldError::not_supported(
+                &at.child("protocol"),
+                protocol,
+                PROTOCOLS,
+            ));
         }
         if !port_numbers.insert((port.port, protocol)) {
-            errors.push(FieldError::duplicate(&at, &format!("{}/{protocol}", port.port)));
+            errors.push(FieldError::duplicate(
+                &at,
+                &format!("{}/{protocol}", port.port),
+            ));
         }
         match &port.target_port {
             Some(IntOrString::Int(0)) | None => {}
@@ -86,14 +109,27 @@ pub fn validate_service(svc: &Service) -> ErrorList {
                 ));
             } else {
                 for msg in names::port_number(port.node_port) {
-                    errors.push(FieldError::invalid_raw(&at.child("nodePort"), port.node_port, msg));
+                    errors.push(FieldError::invalid_raw(
+                        &at.child("nodePort"),
+                        port.node_port,
+                        msg,
+                    ));
                 }
             }
         }
     }
-    errors.extend(validate_labels(&spec.selector, &spec_path.child("selector")));
-    if !spec.session_affinity.is_empty() && !SESSION_AFFINITIES.contains(&spec.session_affinity.as_str()) {
-        errors.push(FieldError::not_supported(&spec_path.child("sessionAffinity"), &spec.session_affinity, SESSION_AFFINITIES));
+    errors.extend(validate_labels(
+        &spec.selector,
+        &spec_path.child("selector"),
+    ));
+    if !spec.session_affinity.is_empty()
+        && !SESSION_AFFINITIES.contains(&spec.session_affinity.as_str())
+    {
+        errors.push(FieldError::not_supported(
+            &spec_path.child("sessionAffinity"),
+            &spec.session_affinity,
+            SESSION_AFFINITIES,
+        ));
     }
     if let Some(timeout) = spec
         .session_affinity_config
@@ -102,25 +138,47 @@ pub fn validate_service(svc: &Service) -> ErrorList {
         .and_then(|c| c.timeout_seconds)
         && !(1..=86400).contains(&timeout)
     {
-        let at = spec_path.child("sessionAffinityConfig").child("clientIP").child("timeoutSeconds");
-        errors.push(FieldError::invalid_raw(&at, timeout, "must be greater than 0 and less than 86400"));
+        let at = spec_path
+            .child("sessionAffinityConfig")
+            .child("clientIP")
+            .child("timeoutSeconds");
+        errors.push(FieldError::invalid_raw(
+            &at,
+            timeout,
+            "must be greater than 0 and less than 86400",
+        ));
     }
     for (i, ip) in spec.external_ips.iter().enumerate() {
         if ip.parse::<IpAddr>().is_err() {
-            errors.push(FieldError::invalid(&spec_path.child("externalIPs").index(i), ip, "must be a valid IP address"));
+            errors.push(FieldError::invalid(
+                &spec_path.child("externalIPs").index(i),
+                ip,
+                "must be a valid IP address",
+            ));
         }
     }
     errors
 }
 
 pub fn validate_endpoints(ep: &Endpoints) -> ErrorList {
-    let mut errors = validate_object_meta(&ep.metadata, Endpoints::NAMESPACED, names::dns1123_subdomain);
+    let mut errors = validate_object_meta(
+        &ep.metadata,
+        Endpoints::NAMESPACED,
+        names::dns1123_subdomain,
+    );
     for (i, subset) in ep.subsets.iter().enumerate() {
         let at = Path::new("subsets").index(i);
-        for (field, addresses) in [("addresses", &subset.addresses), ("notReadyAddresses", &subset.not_ready_addresses)] {
+        for (field, addresses) in [
+            ("addresses", &subset.addresses),
+            ("notReadyAddresses", &subset.not_ready_addresses),
+        ] {
             for (j, address) in addresses.iter().enumerate() {
                 if address.ip.parse::<IpAddr>().is_err() {
-                    errors.push(FieldError::invalid(&at.child(field).index(j).child("ip"), &address.ip, "must be a valid IP address"));
+                    errors.push(FieldError::invalid(
+                        &at.child(field).index(j).child("ip"),
+                        &address.ip,
+                        "must be a valid IP address",
+                    ));
                 }
             }
         }
@@ -134,7 +192,11 @@ pub fn validate_endpoints(ep: &Endpoints) -> ErrorList {
                 errors.push(FieldError::invalid_raw(&pp.child("port"), port.port, msg));
             }
             if !port.protocol.is_empty() && !PROTOCOLS.contains(&port.protocol.as_str()) {
-                errors.push(FieldError::not_supported(&pp.child("protocol"), &port.protocol, PROTOCOLS));
+                errors.push(FieldError::not_supported(
+                    &pp.child("protocol"),
+                    &port.protocol,
+                    PROTOCOLS,
+                ));
             }
         }
     }

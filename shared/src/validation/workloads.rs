@@ -4,28 +4,72 @@ use std::collections::BTreeMap;
 
 use super::pod::{check_label_selector, validate_pod_template};
 use super::{ErrorList, FieldError, Path, names, validate_object_meta};
-use crate::model::{DaemonSet, Deployment, IntOrString, Job, LabelSelector, PodTemplateSpec, ReplicaSet, Resource};
+use crate::model::{
+    DaemonSet, Deployment, IntOrString, Job, LabelSelector, PodTemplateSpec, ReplicaSet, Resource,
+};
 use crate::selector::Selector;
 
 const ALWAYS: &[&str] = &["Always"];
 const JOB_RESTART_POLICIES: &[&str] = &["OnFailure", "Never"];
 
 pub fn validate_replica_set(rs: &ReplicaSet) -> ErrorList {
-    let mut errors = validate_object_meta(&rs.metadata, ReplicaSet::NAMESPACED, names::dns1123_subdomain);
+    let mut errors = validate_object_meta(
+        &rs.metadata,
+        ReplicaSet::NAMESPACED,
+        names::dns1123_subdomain,
+    );
     let spec = Path::new("spec");
-    check_non_negative(rs.spec.replicas.map(i64::from), &spec.child("replicas"), &mut errors);
-    check_non_negative(Some(i64::from(rs.spec.min_ready_seconds)), &spec.child("minReadySeconds"), &mut errors);
-    check_selector_and_template(rs.spec.selector.as_ref(), &rs.spec.template, &spec, "replicaset", ALWAYS, &mut errors);
+    check_non_negative(
+        rs.spec.replicas.map(i64::from),
+        &spec.child("replicas"),
+        &mut errors,
+    );
+    check_non_negative(
+        Some(i64::from(rs.spec.min_ready_seconds)),
+        &spec.child("minReadySeconds"),
+        &mut errors,
+    );
+    check_selector_and_template(
+        rs.spec.selector.as_ref(),
+        &rs.spec.template,
+        &spec,
+        "replicaset",
+        ALWAYS,
+        &mut errors,
+    );
     errors
 }
 
 pub fn validate_deployment(d: &Deployment) -> ErrorList {
-    let mut errors = validate_object_meta(&d.metadata, Deployment::NAMESPACED, names::dns1123_subdomain);
+    let mut errors = validate_object_meta(
+        &d.metadata,
+        Deployment::NAMESPACED,
+        names::dns1123_subdomain,
+    );
     let spec = Path::new("spec");
-    check_non_negative(d.spec.replicas.map(i64::from), &spec.child("replicas"), &mut errors);
-    check_non_negative(Some(i64::from(d.spec.min_ready_seconds)), &spec.child("minReadySeconds"), &mut errors);
-    check_non_negative(d.spec.revision_history_limit.map(i64::from), &spec.child("revisionHistoryLimit"), &mut errors);
-    check_selector_and_template(d.spec.selector.as_ref(), &d.spec.template, &spec, "deployment", ALWAYS, &mut errors);
+    check_non_negative(
+        d.spec.replicas.map(i64::from),
+        &spec.child("replicas"),
+        &mut errors,
+    );
+    check_non_negative(
+        Some(i64::from(d.spec.min_ready_seconds)),
+        &spec.child("minReadySeconds"),
+        &mut errors,
+    );
+    check_non_negative(
+        d.spec.revision_history_limit.map(i64::from),
+        &spec.child("revisionHistoryLimit"),
+        &mut errors,
+    );
+    check_selector_and_template(
+        d.spec.selector.as_ref(),
+        &d.spec.template,
+        &spec,
+        "deployment",
+        ALWAYS,
+        &mut errors,
+    );
 
     let strategy = spec.child("strategy");
     match d.spec.strategy.type_.as_str() {
@@ -47,7 +91,11 @@ pub fn validate_deployment(d: &Deployment) -> ErrorList {
                 ));
             }
         }
-        other => errors.push(FieldError::not_supported(&strategy.child("type"), other, &["Recreate", "RollingUpdate"])),
+        other => errors.push(FieldError::not_supported(
+            &strategy.child("type"),
+            other,
+            &["Recreate", "RollingUpdate"],
+        )),
     }
     if let Some(deadline) = d.spec.progress_deadline_seconds
         && deadline <= d.spec.min_ready_seconds
@@ -62,11 +110,30 @@ pub fn validate_deployment(d: &Deployment) -> ErrorList {
 }
 
 pub fn validate_daemon_set(ds: &DaemonSet) -> ErrorList {
-    let mut errors = validate_object_meta(&ds.metadata, DaemonSet::NAMESPACED, names::dns1123_subdomain);
+    let mut errors = validate_object_meta(
+        &ds.metadata,
+        DaemonSet::NAMESPACED,
+        names::dns1123_subdomain,
+    );
     let spec = Path::new("spec");
-    check_non_negative(Some(i64::from(ds.spec.min_ready_seconds)), &spec.child("minReadySeconds"), &mut errors);
-    check_non_negative(ds.spec.revision_history_limit.map(i64::from), &spec.child("revisionHistoryLimit"), &mut errors);
-    check_selector_and_template(ds.spec.selector.as_ref(), &ds.spec.template, &spec, "daemonset", ALWAYS, &mut errors);
+    check_non_negative(
+        Some(i64::from(ds.spec.min_ready_seconds)),
+        &spec.child("minReadySeconds"),
+        &mut errors,
+    );
+    check_non_negative(
+        ds.spec.revision_history_limit.map(i64::from),
+        &spec.child("revisionHistoryLimit"),
+        &mut errors,
+    );
+    check_selector_and_template(
+        ds.spec.selector.as_ref(),
+        &ds.spec.template,
+        &spec,
+        "daemonset",
+        ALWAYS,
+        &mut errors,
+    );
     let strategy = spec.child("updateStrategy");
     match ds.spec.update_strategy.type_.as_str() {
         "" | "RollingUpdate" => {
@@ -87,7 +154,11 @@ pub fn validate_daemon_set(ds: &DaemonSet) -> ErrorList {
                 ));
             }
         }
-        other => errors.push(FieldError::not_supported(&strategy.child("type"), other, &["OnDelete", "RollingUpdate"])),
+        other => errors.push(FieldError::not_supported(
+            &strategy.child("type"),
+            other,
+            &["OnDelete", "RollingUpdate"],
+        )),
     }
     errors
 }
@@ -95,25 +166,60 @@ pub fn validate_daemon_set(ds: &DaemonSet) -> ErrorList {
 pub fn validate_job(job: &Job) -> ErrorList {
     let mut errors = validate_object_meta(&job.metadata, Job::NAMESPACED, names::dns1123_subdomain);
     let spec = Path::new("spec");
-    check_non_negative(job.spec.parallelism.map(i64::from), &spec.child("parallelism"), &mut errors);
-    check_non_negative(job.spec.completions.map(i64::from), &spec.child("completions"), &mut errors);
-    check_non_negative(job.spec.backoff_limit.map(i64::from), &spec.child("backoffLimit"), &mut errors);
-    check_non_negative(job.spec.ttl_seconds_after_finished.map(i64::from), &spec.child("ttlSecondsAfterFinished"), &mut errors);
+    check_non_negative(
+        job.spec.parallelism.map(i64::from),
+        &spec.child("parallelism"),
+        &mut errors,
+    );
+    check_non_negative(
+        job.spec.completions.map(i64::from),
+        &spec.child("completions"),
+        &mut errors,
+    );
+    check_non_negative(
+        job.spec.backoff_limit.map(i64::from),
+        &spec.child("backoffLimit"),
+        &mut errors,
+    );
+    check_non_negative(
+        job.spec.ttl_seconds_after_finished.map(i64::from),
+        &spec.child("ttlSecondsAfterFinished"),
+        &mut errors,
+    );
     if let Some(deadline) = job.spec.active_deadline_seconds
         && deadline <= 0
     {
-        errors.push(FieldError::invalid_raw(&spec.child("activeDeadlineSeconds"), deadline, "must be greater than 0"));
+        errors.push(FieldError::invalid_raw(
+            &spec.child("activeDeadlineSeconds"),
+            deadline,
+            "must be greater than 0",
+        ));
     }
     if let Some(mode) = &job.spec.completion_mode
         && !["NonIndexed", "Indexed"].contains(&mode.as_str())
     {
-        errors.push(FieldError::not_supported(&spec.child("completionMode"), mode, &["NonIndexed", "Indexed"]));
+        errors.push(FieldError::not_supported(
+            &spec.child("completionMode"),
+            mode,
+            &["NonIndexed", "Indexed"],
+        ));
     }
     // A Job's selector is generated from its uid unless manualSelector is set.
     if job.spec.manual_selector == Some(true) || job.spec.selector.is_some() {
-        check_selector_and_template(job.spec.selector.as_ref(), &job.spec.template, &spec, "job", JOB_RESTART_POLICIES, &mut errors);
+        check_selector_and_template(
+            job.spec.selector.as_ref(),
+            &job.spec.template,
+            &spec,
+            "job",
+            JOB_RESTART_POLICIES,
+            &mut errors,
+        );
     } else {
-        errors.extend(validate_pod_template(&job.spec.template, &spec.child("template"), JOB_RESTART_POLICIES));
+        errors.extend(validate_pod_template(
+            &job.spec.template,
+            &spec.child("template"),
+            JOB_RESTART_POLICIES,
+        ));
     }
     errors
 }
@@ -122,7 +228,11 @@ fn check_non_negative(value: Option<i64>, path: &Path, errors: &mut ErrorList) {
     if let Some(value) = value
         && value < 0
     {
-        errors.push(FieldError::invalid_raw(path, value, "must be greater than or equal to 0"));
+        errors.push(FieldError::invalid_raw(
+            path,
+            value,
+            "must be greater than or equal to 0",
+        ));
     }
 }
 
@@ -139,15 +249,22 @@ fn check_selector_and_template(
     let selector_path = spec.child("selector");
     match selector {
         None => errors.push(FieldError::required(&selector_path, "")),
-        Some(selector) if selector.match_labels.is_empty() && selector.match_expressions.is_empty() => {
-            errors.push(FieldError::invalid(&selector_path, "{}", format!("empty selector is invalid for {kind}")));
+        Some(selector)
+            if selector.match_labels.is_empty() && selector.match_expressions.is_empty() =>
+        {
+            errors.push(FieldError::invalid(
+                &selector_path,
+                "{}",
+                format!("empty selector is invalid for {kind}"),
+            ));
         }
         Some(selector) => {
             let before = errors.len();
             check_label_selector(Some(selector), &selector_path, errors);
             if errors.len() == before {
                 let labels = &template.metadata.labels;
-                let matches = Selector::from_label_selector(selector).is_ok_and(|s| s.matches(labels));
+                let matches =
+                    Selector::from_label_selector(selector).is_ok_and(|s| s.matches(labels));
                 if !matches {
                     errors.push(FieldError::invalid_raw(
                         &spec.child("template").child("metadata").child("labels"),
@@ -158,7 +275,11 @@ fn check_selector_and_template(
             }
         }
     }
-    errors.extend(validate_pod_template(template, &spec.child("template"), restart_policies));
+    errors.extend(validate_pod_template(
+        template,
+        &spec.child("template"),
+        restart_policies,
+    ));
 }
 
 /// Go's `%v` of a `map[string]string`, as Kubernetes prints it in this message.
@@ -176,7 +297,8 @@ fn check_surge_and_unavailable(
     errors: &mut ErrorList,
 ) {
     let surge_zero = surge.map(|v| check_int_or_percent(v, &path.child("maxSurge"), false, errors));
-    let unavailable_zero = unavailable.map(|v| check_int_or_percent(v, &path.child("maxUnavailable"), true, errors));
+    let unavailable_zero =
+        unavailable.map(|v| check_int_or_percent(v, &path.child("maxUnavailable"), true, errors));
     if surge_zero == Some(true) && unavailable_zero == Some(true) {
         errors.push(FieldError::invalid(
             &path.child("maxUnavailable"),
@@ -187,27 +309,46 @@ fn check_surge_and_unavailable(
 }
 
 /// Checks one count-or-percentage; returns whether it is zero.
-fn check_int_or_percent(value: &IntOrString, path: &Path, at_most_100: bool, errors: &mut ErrorList) -> bool {
+fn check_int_or_percent(
+    value: &IntOrString,
+    path: &Path,
+    at_most_100: bool,
+    errors: &mut ErrorList,
+) -> bool {
     match value {
         IntOrString::Int(n) => {
             if *n < 0 {
-                errors.push(FieldError::invalid_raw(path, n, "must be greater than or equal to 0"));
+                errors.push(FieldError::invalid_raw(
+                    path,
+                    n,
+                    "must be greater than or equal to 0",
+                ));
             }
             *n == 0
         }
-        IntOrString::String(text) => match text.strip_suffix('%').and_then(|n| n.parse::<i32>().ok()) {
-            Some(percent) => {
-                if percent < 0 {
-                    errors.push(FieldError::invalid(path, text, "must be greater than or equal to 0"));
-                } else if at_most_100 && percent > 100 {
-                    errors.push(FieldError::invalid(path, text, "must not be greater than 100%"));
+        IntOrString::String(text) => {
+            match text.strip_suffix('%').and_then(|n| n.parse::<i32>().ok()) {
+                Some(percent) => {
+                    if percent < 0 {
+                        errors.push(FieldError::invalid(
+                            path,
+                            text,
+                            "must be greater than or equal to 0",
+                        ));
+                    } else if at_most_100 && percent > 100 {
+                        errors.push(FieldError::invalid(
+                            path,
+                            text,
+                            "must not be greater than 100%",
+                        ));
+                    }
+                    percent == 0
                 }
-                percent == 0
+                None => {
+                    errors.push(FieldError::invalid(path, text, "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"));
+                    false
+                }
             }
-            None => {
-                errors.push(FieldError::invalid(path, text, "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"));
-                false
-            }
-        },
+        }
     }
 }
