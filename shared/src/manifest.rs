@@ -627,54 +627,6 @@ mod tests {
     use super::*;
     use crate::model::{ConfigMap, Deployment, IntOrString, PodSpec, Service};
 
-    /// Whether pod.rs already models `containers`. Until it does, fields
-    /// under a pod spec are unknown to the model, and the round-trip tests
-    /// below accept (only) those; once it does, they demand a clean decode.
-    fn pod_spec_is_modelled() -> bool {
-        let mut ignored = false;
-        let decoded: Result<PodSpec, _> =
-            serde_ignored::deserialize(json!({"containers": []}), |_| ignored = true);
-        decoded.is_ok() && !ignored
-    }
-
-    fn is_under_pod_spec(kind: &str, warning: &str) -> bool {
-        let path = warning.trim_start_matches("unknown field \"");
-        path.starts_with("spec.template.spec.") || (kind == "Pod" && path.starts_with("spec."))
-    }
-
-    /// Removes the field at a path such as `spec.template.spec.containers`.
-    fn remove_path(value: &mut Value, path: &str) {
-        let (head, rest) = match path.split_once('.') {
-            Some((head, rest)) => (head, Some(rest)),
-            None => (path, None),
-        };
-        let (key, index) = match head.split_once('[') {
-            Some((key, index)) => (key, index.trim_end_matches(']').parse::<usize>().ok()),
-            None => (head, None),
-        };
-        let Some(map) = value.as_object_mut() else {
-            return;
-        };
-        match (index, rest) {
-            (None, None) => {
-                map.remove(key);
-            }
-            (None, Some(rest)) => map
-                .get_mut(key)
-                .into_iter()
-                .for_each(|inner| remove_path(inner, rest)),
-            (Some(index), rest) => {
-                let Some(item) = map.get_mut(key).and_then(|list| list.get_mut(index)) else {
-                    return;
-                };
-                match rest {
-                    Some(rest) => remove_path(item, rest),
-                    None => *item = Value::Null,
-                }
-            }
-        }
-    }
-
     /// Every field of `expected` is in `actual` with the same value; `actual`
     /// may add fields Kubernetes always writes (`status: {}`, `strategy: {}`).
     fn assert_subset(expected: &Value, actual: &Value, path: &str) {
@@ -698,32 +650,20 @@ mod tests {
         }
     }
 
-    /// Decodes every document of a manifest, checks that re-encoding keeps
-    /// every field it had (apart from those the model does not know yet, see
-    /// [`pod_spec_is_modelled`]) and that decoding the re-encoded JSON gives
-    /// the same object and the same JSON.
+    /// Decodes every document of a manifest strictly, checks that
+    /// re-encoding keeps every field it had and that decoding the re-encoded
+    /// JSON gives the same object and the same JSON.
     fn round_trip(text: &str) -> Vec<Object> {
         let originals: Vec<Value> = serde_norway::Deserializer::from_str(text)
             .map(|document| Value::deserialize(document).expect("valid YAML"))
             .filter(|value| !value.is_null())
             .collect();
-        let decoded = decode_yaml_documents(text, FieldValidation::Warn).expect("manifest decodes");
+        let decoded =
+            decode_yaml_documents(text, FieldValidation::Strict).expect("manifest decodes");
         assert_eq!(decoded.len(), originals.len());
-        let pending_pod_spec = !pod_spec_is_modelled();
         let mut objects = Vec::new();
-        for (Decoded { object, warnings }, mut original) in decoded.into_iter().zip(originals) {
-            for warning in &warnings {
-                assert!(
-                    pending_pod_spec && is_under_pod_spec(object.kind(), warning),
-                    "{} {}: {warning}",
-                    object.kind(),
-                    object.metadata().name
-                );
-                let path = warning
-                    .trim_start_matches("unknown field \"")
-                    .trim_end_matches('"');
-                remove_path(&mut original, path);
-            }
+        for (Decoded { object, warnings }, original) in decoded.into_iter().zip(originals) {
+            assert!(warnings.is_empty(), "{warnings:?}");
             let encoded = object.to_value();
             assert_subset(&original, &encoded, "");
             let again = decode_object(encoded.clone(), FieldValidation::Strict)
@@ -871,16 +811,10 @@ mod tests {
 
     /// The unknown fields of `nginx-deployment-typos.yaml`, in document order.
     fn typo_fields() -> Vec<String> {
-        let image_pull_policy = if pod_spec_is_modelled() {
-            "spec.template.spec.containers[0].imagePullPolice"
-        } else {
-            // The whole container list is unknown to a stub PodSpec.
-            "spec.template.spec.containers"
-        };
         [
             "metadata.lables",
             "spec.strategy.rollingUpdate.maxUnavaliable",
-            image_pull_policy,
+            "spec.template.spec.containers[0].imagePullPolice",
         ]
         .map(|path| format!("unknown field {path:?}"))
         .to_vec()

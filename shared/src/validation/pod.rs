@@ -633,7 +633,7 @@ fn parse_resource_list<'a>(
             Ok(amount) => {
                 out.insert(name.as_str(), amount);
             }
-            Err(e) => errors.push(FieldError::invalid(&at, &quantity.0, e.to_string())),
+            Err(e) => errors.push(FieldError::invalid(&at, &quantity.0, e.reason())),
         }
     }
     out
@@ -773,7 +773,7 @@ fn validate_volumes<'a>(
                 errors.push(FieldError::invalid(
                     &at.child("emptyDir").child("sizeLimit"),
                     &limit.0,
-                    e.to_string(),
+                    e.reason(),
                 ));
             }
         }
