@@ -1,1 +1,7 @@
-//! tests
+//! Flotilla's end-to-end tests (in `tests/`) and benchmarks (`flotilla-bench`).
+//!
+//! Each benchmark is a module of [`bench`] with a `run(quick) -> Report`; the
+//! binary prints the report's figures as one JSON line, last.
+#![forbid(unsafe_code)]
+
+pub mod bench;

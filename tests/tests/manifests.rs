@@ -31,7 +31,9 @@ fn assert_same_meaning(original: &Value, encoded: &Value, path: &str) {
         (Value::Object(original), Value::Object(encoded)) => {
             for (key, value) in original {
                 let inner = format!("{path}.{key}");
-                let other = encoded.get(key).unwrap_or_else(|| panic!("{inner} was lost"));
+                let other = encoded
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{inner} was lost"));
                 assert_same_meaning(value, other, &inner);
             }
         }
@@ -66,13 +68,22 @@ fn documentation_manifests_decode_strictly_validate_and_round_trip() {
         for (d, original) in decoded.iter().zip(&raw) {
             assert!(d.warnings.is_empty(), "{name}: {:?}", d.warnings);
             if let Err(errors) = validation::validate(&d.object) {
-                panic!("{name}: {} {} is invalid: {errors}", d.object.kind(), d.object.metadata().name);
+                panic!(
+                    "{name}: {} {} is invalid: {errors}",
+                    d.object.kind(),
+                    d.object.metadata().name
+                );
             }
             let encoded = d.object.to_value();
             assert_same_meaning(original, &encoded, &name);
-            let again = manifest::decode_object(encoded.clone(), FieldValidation::Strict).expect("re-decodes");
+            let again = manifest::decode_object(encoded.clone(), FieldValidation::Strict)
+                .expect("re-decodes");
             assert_eq!(again.object, d.object, "{name}: re-decoded object differs");
-            assert_eq!(again.object.to_value(), encoded, "{name}: re-encoding is not stable");
+            assert_eq!(
+                again.object.to_value(),
+                encoded,
+                "{name}: re-encoding is not stable"
+            );
             checked += 1;
         }
     }
@@ -95,7 +106,9 @@ fn broken_manifests_report_every_field_error() {
         let several = decoded.len() > 1;
         let mut actual = Vec::new();
         for d in &decoded {
-            let Err(errors) = validation::validate(&d.object) else { continue };
+            let Err(errors) = validation::validate(&d.object) else {
+                continue;
+            };
             for error in &errors {
                 actual.push(if several {
                     format!("{} {}: {error}", d.object.kind(), d.object.metadata().name)
@@ -106,7 +119,10 @@ fn broken_manifests_report_every_field_error() {
         }
         expected.sort();
         actual.sort();
-        assert_eq!(actual, expected, "{name}: reported errors differ from its '# expect:' lines");
+        assert_eq!(
+            actual, expected,
+            "{name}: reported errors differ from its '# expect:' lines"
+        );
     }
 }
 
@@ -122,8 +138,12 @@ fn misspelled_fields_are_refused_with_their_paths() {
         "spec.strategy.rollingUpdate.maxUnavaliable",
         "spec.template.spec.containers[0].imagePullPolice",
     ] {
-        assert!(error.contains(&format!("unknown field \"{field}\"")), "{field} missing from: {error}");
+        assert!(
+            error.contains(&format!("unknown field \"{field}\"")),
+            "{field} missing from: {error}"
+        );
     }
-    let warned = manifest::decode_yaml_documents(&text, FieldValidation::Warn).expect("warn decodes");
+    let warned =
+        manifest::decode_yaml_documents(&text, FieldValidation::Warn).expect("warn decodes");
     assert_eq!(warned[0].warnings.len(), 3);
 }
