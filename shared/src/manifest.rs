@@ -625,7 +625,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::model::{ConfigMap, Deployment, IntOrString, PodSpec, Service};
+    use crate::model::{ConfigMap, Deployment, IntOrString, Service};
 
     /// Every field of `expected` is in `actual` with the same value; `actual`
     /// may add fields Kubernetes always writes (`status: {}`, `strategy: {}`).

@@ -64,14 +64,9 @@ const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
-const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 
 /// Longest name part of a qualified name, and longest label value.
 pub const LABEL_MAX_LENGTH: usize = 63;
-/// Longest DNS-1123 subdomain (a label key's prefix, most object names).
-pub const DNS1123_SUBDOMAIN_MAX_LENGTH: usize = 253;
 
 /// Kubernetes' `validation.MaxLenError`.
 pub fn max_len_error(length: usize) -> String {
@@ -102,33 +97,6 @@ fn is_qualified_name_part(text: &str) -> bool {
     }
 }
 
-fn is_dns1123_label_shape(label: &str) -> bool {
-    let bytes = label.as_bytes();
-    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    match (bytes.first(), bytes.last()) {
-        (Some(first), Some(last)) => {
-            edge(first) && edge(last) && bytes.iter().all(|b| edge(b) || *b == b'-')
-        }
-        _ => false,
-    }
-}
-
-/// Kubernetes' `IsDNS1123Subdomain`: the messages for `value`, empty when it is valid.
-pub fn validate_dns1123_subdomain(value: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
-        errors.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
-    }
-    if !value.split('.').all(is_dns1123_label_shape) {
-        errors.push(regex_error(
-            DNS1123_SUBDOMAIN_ERR,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
-    }
-    errors
-}
-
 /// Kubernetes' `IsQualifiedName`, which label keys must satisfy: an optional
 /// DNS-1123 subdomain prefix and `/`, then a name of at most 63 characters.
 /// Returns Kubernetes' messages, empty when the key is valid.
@@ -141,7 +109,7 @@ pub fn validate_label_key(key: &str) -> Vec<String> {
             if prefix.is_empty() {
                 errors.push("prefix part must be non-empty".to_owned());
             } else {
-                let prefix_errors = validate_dns1123_subdomain(prefix);
+                let prefix_errors = crate::validation::names::dns1123_subdomain(prefix);
                 errors.extend(
                     prefix_errors
                         .into_iter()

@@ -31,13 +31,13 @@ pub const HUB_SUBSCRIPTIONS: [&str; 4] = [
 ];
 
 /// The longest node name (a DNS-1123 subdomain).
-pub const MAX_NODE_NAME_LEN: usize = 253;
+pub const MAX_NODE_NAME_LEN: usize = crate::validation::names::DNS1123_SUBDOMAIN_MAX;
 
 /// Why a node name or topic was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
     #[error("invalid node name {name:?}: {reason}")]
-    InvalidNodeName { name: String, reason: &'static str },
+    InvalidNodeName { name: String, reason: String },
     #[error("topic {topic:?} is not a flotilla v1 device topic")]
     Unrecognized { topic: String },
     #[error(
@@ -191,30 +191,16 @@ fn parse_request_id(text: &str) -> Option<u64> {
 /// names: at most 253 characters of lowercase letters, digits, `-` and `.`,
 /// each dot-separated label starting and ending with a letter or digit.
 pub fn validate_node_name(name: &str) -> Result<(), TopicError> {
-    let refuse = |reason| {
-        Err(TopicError::InvalidNodeName {
+    match crate::validation::names::dns1123_subdomain(name)
+        .into_iter()
+        .next()
+    {
+        None => Ok(()),
+        Some(reason) => Err(TopicError::InvalidNodeName {
             name: name.to_owned(),
             reason,
-        })
-    };
-    if name.is_empty() {
-        return refuse("must not be empty");
+        }),
     }
-    if name.len() > MAX_NODE_NAME_LEN {
-        return refuse("must be no more than 253 characters");
-    }
-    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
-    if !name.bytes().all(allowed) {
-        return refuse("must consist of lower case alphanumeric characters, '-' or '.'");
-    }
-    let edge_ok = |label: &str| {
-        let alnum = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
-        alnum(label.bytes().next()) && alnum(label.bytes().last())
-    };
-    if !name.split('.').all(edge_ok) {
-        return refuse("each '.'-separated part must start and end with an alphanumeric character");
-    }
-    Ok(())
 }
 
 /// Whether the device `node` may publish on `topic`: only its own status,
@@ -353,9 +339,11 @@ mod tests {
     #[test]
     fn invalid_node_name_error_names_the_node_and_the_rule() {
         let err = topic("Pi/1", TopicKind::Desired).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid node name \"Pi/1\": must consist of lower case alphanumeric characters, '-' or '.'"
+        assert!(
+            err.to_string().starts_with(
+                "invalid node name \"Pi/1\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+            ),
+            "{err}"
         );
     }
 
