@@ -1,5 +1,6 @@
 //! The `flotilla-agent` command line.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use flotilla_agent::BuildInfo;
 
@@ -15,6 +16,15 @@ struct Cli {
 enum Command {
     /// Print the agent's version, wire protocol and platform as one JSON line.
     Version,
+    /// Print the heartbeat this device would send now, and its size on the wire.
+    Heartbeat {
+        /// The device's node name.
+        #[arg(long)]
+        node: String,
+        /// The agent's state directory (its free space is reported).
+        #[arg(long, default_value = "/var/lib/flotilla")]
+        state_dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,6 +35,16 @@ fn main() -> anyhow::Result<()> {
                 "{{\"version\":\"{}\",\"protocol\":{},\"os\":\"{}\",\"arch\":\"{}\"}}",
                 info.version, info.protocol, info.os, info.arch
             );
+        }
+        Command::Heartbeat { node, state_dir } => {
+            flotilla_shared::wire::topics::validate_node_name(&node)?;
+            let beat = flotilla_agent::heartbeat(&node, 0, None, &state_dir)
+                .with_context(|| format!("reading system figures for {}", state_dir.display()))?;
+            let bytes = flotilla_shared::wire::encode(&flotilla_shared::wire::Message::Heartbeat(
+                beat.clone(),
+            ));
+            println!("{beat:?}");
+            println!("{} bytes on the wire", bytes.len());
         }
     }
     Ok(())

@@ -1,43 +1,70 @@
 //! The agent's only door to raw system calls. Every `unsafe` block in the
 //! workspace lives here, each with a `// SAFETY:` comment; safe wrappers
-//! (nix, std) are preferred where they exist.
+//! (std) are preferred where they exist.
 #![allow(unsafe_code)]
 
+use std::ffi::CString;
 use std::io;
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
-/// Makes this process the child subreaper (`PR_SET_CHILD_SUBREAPER`), so
-/// container processes whose runtime parent exits are re-parented to the
-/// agent, which reaps them and learns their exit status.
-pub fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument and touches no
-    // memory of ours; the remaining arguments are ignored by the kernel.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// Space on the filesystem holding a path, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilesystemSpace {
+    pub total_bytes: u64,
+    /// What an unprivileged writer may still use (`f_bavail`).
+    pub available_bytes: u64,
 }
 
-/// Whether this process is currently a child subreaper.
-pub fn is_child_subreaper() -> io::Result<bool> {
-    let mut flag: libc::c_int = 0;
-    // SAFETY: PR_GET_CHILD_SUBREAPER writes one c_int through the pointer,
-    // which points at `flag`, alive and writable for the whole call.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_GET_CHILD_SUBREAPER,
-            &mut flag as *mut libc::c_int,
-            0,
-            0,
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(flag != 0)
-    } else {
-        Err(io::Error::last_os_error())
+/// `statvfs(2)` on `path`: what the heartbeat reports as disk available, and
+/// what the image store's disk budget is checked against.
+// The field types are c_ulong or u64 depending on the target: the casts are
+// needed on 32-bit ARM and are no-ops on 64-bit.
+#[allow(clippy::unnecessary_cast)]
+pub fn filesystem_space(path: &Path) -> io::Result<FilesystemSpace> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let mut stat = MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the
+    // call, and `stat` points to writable memory of the size statvfs fills.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: statvfs returned 0, so it initialised the whole struct.
+    let stat = unsafe { stat.assume_init() };
+    let block = (stat.f_frsize as u64).max(1);
+    Ok(FilesystemSpace {
+        total_bytes: (stat.f_blocks as u64).saturating_mul(block),
+        available_bytes: (stat.f_bavail as u64).saturating_mul(block),
+    })
+}
+
+/// Uptime and load, from `sysinfo(2)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SystemLoad {
+    pub uptime_seconds: u64,
+    /// The one-minute load average times 100 (the heartbeat's `load_centi`).
+    pub load_1m_centi: u32,
+}
+
+#[allow(clippy::unnecessary_cast)] // c_ulong is 32 bits on armv7
+pub fn system_load() -> io::Result<SystemLoad> {
+    let mut info = MaybeUninit::<libc::sysinfo>::uninit();
+    // SAFETY: `info` points to writable memory of the size sysinfo fills.
+    let rc = unsafe { libc::sysinfo(info.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: sysinfo returned 0, so it initialised the whole struct.
+    let info = unsafe { info.assume_init() };
+    // Loads are fixed point with 16 fractional bits (SI_LOAD_SHIFT).
+    let load_centi = (info.loads[0] as u64).saturating_mul(100) >> 16;
+    Ok(SystemLoad {
+        uptime_seconds: u64::try_from(info.uptime).unwrap_or(0),
+        load_1m_centi: u32::try_from(load_centi).unwrap_or(u32::MAX),
+    })
 }
 
 #[cfg(test)]
@@ -45,8 +72,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn subreaper_flag_is_set_and_read_back() {
-        set_child_subreaper().expect("prctl(PR_SET_CHILD_SUBREAPER)");
-        assert!(is_child_subreaper().expect("prctl(PR_GET_CHILD_SUBREAPER)"));
+    fn filesystem_space_of_the_temp_dir_is_plausible() {
+        let space = filesystem_space(&std::env::temp_dir()).expect("statvfs");
+        assert!(space.total_bytes > 0);
+        assert!(space.available_bytes <= space.total_bytes);
+    }
+
+    #[test]
+    fn filesystem_space_of_a_missing_path_is_an_error() {
+        let err = filesystem_space(Path::new("/nonexistent/flotilla/path")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_path_with_nul_is_refused_before_the_call() {
+        let err = filesystem_space(Path::new("a\0b")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn the_system_has_been_up_for_a_while() {
+        let load = system_load().expect("sysinfo");
+        assert!(load.uptime_seconds > 0);
     }
 }
