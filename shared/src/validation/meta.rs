@@ -132,29 +132,45 @@ fn validate_annotations(annotations: &BTreeMap<String, String>, path: &Path) -> 
 
 fn validate_owner_references(meta: &ObjectMeta, path: &Path) -> ErrorList {
     let mut errors = ErrorList::new();
-    let mut controllers = Vec::new();
+    let mut first_controller: Option<String> = None;
     for (i, owner) in meta.owner_references.iter().enumerate() {
         let at = path.index(i);
+        // Kubernetes' words (it leaves out the index, which is kept here);
+        // a version-less apiVersion such as `apps/` counts as empty.
+        let version = owner.api_version.rsplit('/').next().unwrap_or("");
+        if version.is_empty() {
+            errors.push(FieldError::invalid(
+                &at.child("apiVersion"),
+                &owner.api_version,
+                "version must not be empty",
+            ));
+        }
         for (field, value) in [
-            ("apiVersion", &owner.api_version),
             ("kind", &owner.kind),
             ("name", &owner.name),
             ("uid", &owner.uid),
         ] {
             if value.is_empty() {
-                errors.push(FieldError::required(&at.child(field), ""));
+                errors.push(FieldError::invalid(
+                    &at.child(field),
+                    value,
+                    "must not be empty",
+                ));
             }
         }
         if owner.controller == Some(true) {
-            controllers.push(format!("{}/{}", owner.kind, owner.name));
+            let name = format!("{}/{}", owner.kind, owner.name);
+            match &first_controller {
+                None => first_controller = Some(name),
+                Some(first) => errors.push(FieldError::invalid(
+                    path,
+                    &name,
+                    format!(
+                        "Only one reference can have Controller set to true. Found \"true\" in references for {first} and {name}"
+                    ),
+                )),
+            }
         }
-    }
-    if controllers.len() > 1 {
-        errors.push(FieldError::invalid(
-            path,
-            &controllers.join(", "),
-            "Only one reference can have Controller set to true",
-        ));
     }
     errors
 }
@@ -193,48 +209,60 @@ pub(super) fn validate_node(node: &Node) -> ErrorList {
             });
         }
         if !seen.insert((taint.key.as_str(), taint.effect.as_str())) {
-            errors.push(FieldError::duplicate(
-                &at,
-                &format!("{}:{}", taint.key, taint.effect),
-            ));
+            let mut duplicate =
+                FieldError::duplicate(&at, &format!("{}:{}", taint.key, taint.effect));
+            duplicate.detail = "taints must be unique by key and effect pair".to_owned();
+            errors.push(duplicate);
         }
     }
     errors
 }
 
-fn validate_config_data<'a>(
-    entries: impl Iterator<Item = (&'a str, usize, &'static str)>,
+/// Keys of one map of a ConfigMap or Secret; returns the payload size.
+fn validate_config_keys<'a>(
+    entries: impl Iterator<Item = (&'a str, usize)>,
+    field: &str,
     errors: &mut ErrorList,
-) {
-    let mut seen = std::collections::BTreeSet::new();
+) -> usize {
+    let path = Path::new(field);
     let mut total = 0;
-    for (key, len, field) in entries {
-        let path = Path::new(field);
+    for (key, len) in entries {
         for msg in names::config_key(key) {
             errors.push(FieldError::invalid(&path.key(key), key, msg));
         }
-        if !seen.insert(key) {
-            errors.push(FieldError::duplicate(&path.key(key), key));
-        }
         total += len;
     }
-    if total > MAX_CONFIG_SIZE {
-        errors.push(FieldError::too_long(&Path::new(""), MAX_CONFIG_SIZE));
-    }
+    total
 }
 
+/// `ValidateConfigMap`: keys, no key in both `data` and `binaryData`, and
+/// the total size (reported against the whole object, at the empty path).
 pub(super) fn validate_config_map(cm: &ConfigMap) -> ErrorList {
     let mut errors = validate_object_meta(
         &cm.metadata,
         ConfigMap::NAMESPACED,
         names::dns1123_subdomain,
     );
-    let text = cm.data.iter().map(|(k, v)| (k.as_str(), v.len(), "data"));
-    let binary = cm
-        .binary_data
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.0.len(), "binaryData"));
-    validate_config_data(text.chain(binary), &mut errors);
+    let data = Path::new("data");
+    let mut total = 0;
+    for (key, value) in &cm.data {
+        for msg in names::config_key(key) {
+            errors.push(FieldError::invalid(&data.key(key), key, msg));
+        }
+        if cm.binary_data.contains_key(key) {
+            errors.push(FieldError::invalid(
+                &data.key(key),
+                key,
+                "duplicate of key present in binaryData",
+            ));
+        }
+        total += value.len();
+    }
+    let binary = cm.binary_data.iter().map(|(k, v)| (k.as_str(), v.0.len()));
+    total += validate_config_keys(binary, "binaryData", &mut errors);
+    if total > MAX_CONFIG_SIZE {
+        errors.push(FieldError::too_long(&Path::new(""), MAX_CONFIG_SIZE));
+    }
     errors
 }
 
@@ -255,26 +283,23 @@ pub(super) fn validate_secret(secret: &Secret) -> ErrorList {
         Secret::NAMESPACED,
         names::dns1123_subdomain,
     );
-    let data = secret
-        .data
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.0.len(), "data"));
+    let data = secret.data.iter().map(|(k, v)| (k.as_str(), v.0.len()));
+    let mut total = validate_config_keys(data, "data", &mut errors);
     // stringData is merged into data at admission: check its keys the same way.
     let string_data = secret
         .string_data
         .iter()
-        .map(|(k, v)| (k.as_str(), v.len(), "stringData"));
-    let mut key_errors = ErrorList::new();
-    validate_config_data(data, &mut key_errors);
-    validate_config_data(string_data, &mut key_errors);
-    errors.extend(key_errors);
-    let total: usize = secret.data.values().map(|v| v.0.len()).sum::<usize>()
-        + secret.string_data.values().map(String::len).sum::<usize>();
+        .map(|(k, v)| (k.as_str(), v.len()));
+    total += validate_config_keys(string_data, "stringData", &mut errors);
     if total > MAX_CONFIG_SIZE {
         errors.push(FieldError::too_long(&Path::new("data"), MAX_CONFIG_SIZE));
     }
     let type_path = Path::new("type");
     let has = |key: &str| secret.data.contains_key(key) || secret.string_data.contains_key(key);
+    let has_value = |key: &str| {
+        secret.data.get(key).is_some_and(|v| !v.0.is_empty())
+            || secret.string_data.get(key).is_some_and(|v| !v.is_empty())
+    };
     match secret.type_.as_str() {
         "kubernetes.io/tls" => {
             for key in ["tls.crt", "tls.key"] {
@@ -283,10 +308,12 @@ pub(super) fn validate_secret(secret: &Secret) -> ErrorList {
                 }
             }
         }
+        // Either may be empty, but one of the fields must be there.
         "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
             errors.push(FieldError::required(&Path::new("data").key("username"), ""));
+            errors.push(FieldError::required(&Path::new("data").key("password"), ""));
         }
-        "kubernetes.io/ssh-auth" if !has("ssh-privatekey") => {
+        "kubernetes.io/ssh-auth" if !has_value("ssh-privatekey") => {
             errors.push(FieldError::required(
                 &Path::new("data").key("ssh-privatekey"),
                 "",

@@ -17,6 +17,8 @@ pub mod names;
 mod pod;
 mod rbac;
 mod service;
+#[cfg(test)]
+mod tests;
 mod workloads;
 
 pub use errors::{ErrorList, ErrorType, FieldError, Path};

@@ -86,11 +86,11 @@ pub fn port_name(value: &str) -> Vec<String> {
     {
         errors.push("must contain only alpha-numerics and '-'".to_owned());
     }
-    if value.contains("--") {
-        errors.push("must not contain consecutive hyphens".to_owned());
-    }
     if !value.bytes().any(|c| c.is_ascii_lowercase()) {
         errors.push("must contain at least one letter (a-z)".to_owned());
+    }
+    if value.contains("--") {
+        errors.push("must not contain consecutive hyphens".to_owned());
     }
     if value.starts_with('-') || value.ends_with('-') {
         errors.push("must not begin or end with a hyphen".to_owned());

@@ -6,29 +6,32 @@ use std::net::IpAddr;
 use super::meta::validate_labels;
 use super::{ErrorList, FieldError, Path, names, validate_object_meta};
 use crate::model::{
-    Affinity, Container, ContainerPort, EnvVar, IntOrString, NodeSelectorTerm, Pod, PodSpec,
-    PodTemplateSpec, Probe, Resource, ResourceRequirements, Toleration, Volume,
+    Affinity, Container, ContainerPort, EnvFromSource, EnvVar, IntOrString, NodeSelectorTerm, Pod,
+    PodSpec, PodTemplateSpec, Probe, Resource, ResourceRequirements, Toleration, Volume,
+    VolumeSourceRef,
 };
 use crate::selector::{validate_label_key, validate_label_value};
 
 pub const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
 pub const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
-pub const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
+/// Sorted, as Kubernetes lists them (`sets.List`).
+pub const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 pub const DNS_POLICIES: &[&str] = &["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"];
 pub const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
-pub const TOLERATION_OPERATORS: &[&str] = &["Exists", "Equal"];
+pub const TOLERATION_OPERATORS: &[&str] = &["Equal", "Exists"];
 pub const NODE_SELECTOR_OPERATORS: &[&str] = &["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"];
+/// Sorted, as Kubernetes lists them (`sets.List`).
 pub const HOST_PATH_TYPES: &[&str] = &[
     "",
-    "DirectoryOrCreate",
-    "Directory",
-    "FileOrCreate",
-    "File",
-    "Socket",
-    "CharDevice",
     "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
 ];
-pub const SECCOMP_TYPES: &[&str] = &["RuntimeDefault", "Unconfined", "Localhost"];
+pub const SECCOMP_TYPES: &[&str] = &["Localhost", "RuntimeDefault", "Unconfined"];
 /// What `env[].valueFrom.fieldRef.fieldPath` may name.
 pub const ENV_FIELD_PATHS: &[&str] = &[
     "metadata.name",
@@ -41,14 +44,14 @@ pub const ENV_FIELD_PATHS: &[&str] = &[
     "status.podIP",
     "status.podIPs",
 ];
-/// What `env[].valueFrom.resourceFieldRef.resource` may name.
+/// What `env[].valueFrom.resourceFieldRef.resource` may name, sorted as Kubernetes lists them.
 pub const ENV_RESOURCE_FIELDS: &[&str] = &[
     "limits.cpu",
-    "limits.memory",
     "limits.ephemeral-storage",
+    "limits.memory",
     "requests.cpu",
-    "requests.memory",
     "requests.ephemeral-storage",
+    "requests.memory",
 ];
 
 /// A Pod as admission sees it on create.
@@ -95,19 +98,9 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &Path) -> ErrorList {
     if spec.containers.is_empty() {
         errors.push(FieldError::required(&path.child("containers"), ""));
     }
+    // As in Kubernetes, app containers come first, so a name an init container
+    // shares with an app container is reported on the init container.
     let mut container_names = BTreeSet::new();
-    let mut port_names = BTreeSet::new();
-    for (i, container) in spec.init_containers.iter().enumerate() {
-        let at = path.child("initContainers").index(i);
-        let ctx = ContainerContext {
-            init: true,
-            host_network: spec.host_network,
-            volumes: &volume_names,
-        };
-        validate_container(container, &at, &ctx, &mut errors);
-        check_unique_container_name(container, &at, &mut container_names, &mut errors);
-        check_unique_port_names(&container.ports, &at, &mut port_names, &mut errors);
-    }
     for (i, container) in spec.containers.iter().enumerate() {
         let at = path.child("containers").index(i);
         let ctx = ContainerContext {
@@ -117,7 +110,18 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &Path) -> ErrorList {
         };
         validate_container(container, &at, &ctx, &mut errors);
         check_unique_container_name(container, &at, &mut container_names, &mut errors);
-        check_unique_port_names(&container.ports, &at, &mut port_names, &mut errors);
+        check_unique_port_names(&container.ports, &at, &mut errors);
+    }
+    for (i, container) in spec.init_containers.iter().enumerate() {
+        let at = path.child("initContainers").index(i);
+        let ctx = ContainerContext {
+            init: true,
+            host_network: spec.host_network,
+            volumes: &volume_names,
+        };
+        validate_container(container, &at, &ctx, &mut errors);
+        check_unique_container_name(container, &at, &mut container_names, &mut errors);
+        check_unique_port_names(&container.ports, &at, &mut errors);
     }
     check_host_port_conflicts(spec, path, &mut errors);
 
@@ -262,25 +266,7 @@ fn validate_container(
         validate_env(env, &path.child("env").index(i), errors);
     }
     for (i, source) in container.env_from.iter().enumerate() {
-        let at = path.child("envFrom").index(i);
-        let count =
-            usize::from(source.config_map_ref.is_some()) + usize::from(source.secret_ref.is_some());
-        if count != 1 {
-            errors.push(FieldError::invalid(
-                &at,
-                "",
-                "must specify one of: `configMapRef` or `secretRef`",
-            ));
-        }
-        if !source.prefix.is_empty() {
-            for msg in names::env_var_name(&source.prefix) {
-                errors.push(FieldError::invalid(
-                    &at.child("prefix"),
-                    &source.prefix,
-                    msg,
-                ));
-            }
-        }
+        validate_env_from(source, &path.child("envFrom").index(i), errors);
     }
     validate_resources(&container.resources, &path.child("resources"), errors);
     let mut mount_paths = BTreeSet::new();
@@ -316,13 +302,6 @@ fn validate_container(
             errors.push(FieldError::forbidden(
                 &at,
                 "may not be set for init containers without restartPolicy=Always",
-            ));
-            continue;
-        }
-        if ctx.init && field == "readinessProbe" {
-            errors.push(FieldError::forbidden(
-                &at,
-                "may not be set for init containers",
             ));
             continue;
         }
@@ -365,6 +344,53 @@ fn validate_container(
     }
 }
 
+/// `ValidateEnvFrom` (Kubernetes reports the source count at `envFrom`
+/// without the index; the index is kept here so the entry can be found).
+fn validate_env_from(source: &EnvFromSource, at: &Path, errors: &mut ErrorList) {
+    if !source.prefix.is_empty() {
+        for msg in names::env_var_name(&source.prefix) {
+            errors.push(FieldError::invalid(
+                &at.child("prefix"),
+                &source.prefix,
+                msg,
+            ));
+        }
+    }
+    let refs = [
+        (
+            "configMapRef",
+            source.config_map_ref.as_ref().map(|r| &r.name),
+        ),
+        ("secretRef", source.secret_ref.as_ref().map(|r| &r.name)),
+    ];
+    let mut count = 0;
+    for (field, name) in refs {
+        let Some(name) = name else { continue };
+        count += 1;
+        let np = at.child(field).child("name");
+        if name.is_empty() {
+            errors.push(FieldError::required(&np, ""));
+        } else {
+            for msg in names::dns1123_subdomain(name) {
+                errors.push(FieldError::invalid(&np, name, msg));
+            }
+        }
+    }
+    if count == 0 {
+        errors.push(FieldError::invalid(
+            at,
+            "",
+            "must specify one of: `configMapRef` or `secretRef`",
+        ));
+    } else if count > 1 {
+        errors.push(FieldError::invalid(
+            at,
+            "",
+            "may not have more than one field specified at a time",
+        ));
+    }
+}
+
 fn check_unique_container_name<'a>(
     container: &'a Container,
     path: &Path,
@@ -376,12 +402,10 @@ fn check_unique_container_name<'a>(
     }
 }
 
-fn check_unique_port_names<'a>(
-    ports: &'a [ContainerPort],
-    path: &Path,
-    seen: &mut BTreeSet<&'a str>,
-    errors: &mut ErrorList,
-) {
+/// Port names are unique within one container. Kubernetes only warns about a
+/// name shared by two containers of a pod, so that is not an error here either.
+fn check_unique_port_names(ports: &[ContainerPort], path: &Path, errors: &mut ErrorList) {
+    let mut seen = BTreeSet::new();
     for (i, port) in ports.iter().enumerate() {
         if !port.name.is_empty() && !seen.insert(port.name.as_str()) {
             errors.push(FieldError::duplicate(
@@ -417,9 +441,10 @@ fn check_host_port_conflicts(spec: &PodSpec, path: &Path, errors: &mut ErrorList
                     .child("ports")
                     .index(j)
                     .child("hostPort");
+                // Kubernetes' key: hostIP/protocol/hostPort.
                 errors.push(FieldError::duplicate(
                     &at,
-                    &format!("{host_port}/{protocol}"),
+                    &format!("{}/{protocol}/{host_port}", port.host_ip),
                 ));
             }
         }
@@ -492,13 +517,6 @@ fn validate_env(env: &EnvVar, path: &Path, errors: &mut ErrorList) {
         return;
     };
     let at = path.child("valueFrom");
-    if !env.value.is_empty() {
-        errors.push(FieldError::invalid(
-            &at,
-            "",
-            "may not be specified when `value` is not empty",
-        ));
-    }
     let mut count = 0;
     if let Some(field) = &source.field_ref {
         count += 1;
@@ -546,6 +564,12 @@ fn validate_env(env: &EnvVar, path: &Path, errors: &mut ErrorList) {
     }
     if count == 0 {
         errors.push(FieldError::invalid(&at, "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"));
+    } else if !env.value.is_empty() {
+        errors.push(FieldError::invalid(
+            &at,
+            "",
+            "may not be specified when `value` is not empty",
+        ));
     } else if count > 1 {
         errors.push(FieldError::invalid(
             &at,
@@ -614,12 +638,11 @@ fn parse_resource_list<'a>(
     let mut out = BTreeMap::new();
     for (name, quantity) in list {
         let at = path.key(name);
-        if !is_resource_name(name) {
-            errors.push(FieldError::invalid(
-                &at,
-                name,
-                "must be a standard resource type or fully qualified",
-            ));
+        let name_errors = resource_name_errors(name);
+        if !name_errors.is_empty() {
+            for msg in name_errors {
+                errors.push(FieldError::invalid(&at, name, msg));
+            }
             continue;
         }
         match quantity.parse() {
@@ -639,25 +662,59 @@ fn parse_resource_list<'a>(
     out
 }
 
-fn is_resource_name(name: &str) -> bool {
-    const STANDARD: &[&str] = &["cpu", "memory", "ephemeral-storage", "pods", "storage"];
-    STANDARD.contains(&name)
-        || name.starts_with("hugepages-")
-        || (name.contains('/') && validate_label_key(name).is_empty())
+/// Kubernetes' `validateContainerResourceName`: a qualified name; without a
+/// domain, a standard resource name and one that containers may ask for.
+fn resource_name_errors(name: &str) -> Vec<String> {
+    // `IsStandardResourceName`, less the quota-only names Flotilla has no use for.
+    const STANDARD: &[&str] = &[
+        "cpu",
+        "memory",
+        "ephemeral-storage",
+        "storage",
+        "pods",
+        "services",
+        "configmaps",
+        "secrets",
+        "persistentvolumeclaims",
+    ];
+    const CONTAINER: &[&str] = &["cpu", "memory", "ephemeral-storage"];
+    let mut errors = validate_label_key(name);
+    if !errors.is_empty() || name.contains('/') {
+        return errors;
+    }
+    let huge_pages = name.starts_with("hugepages-");
+    if !STANDARD.contains(&name) && !huge_pages {
+        errors.push("must be a standard resource type or fully qualified".to_owned());
+    }
+    if !CONTAINER.contains(&name) && !huge_pages {
+        errors.push("must be a standard resource for containers".to_owned());
+    }
+    errors
 }
 
 fn validate_probe(probe: &Probe, path: &Path, success_must_be_one: bool, errors: &mut ErrorList) {
-    let handlers = usize::from(probe.exec.is_some())
-        + usize::from(probe.http_get.is_some())
-        + usize::from(probe.tcp_socket.is_some())
-        + usize::from(probe.grpc.is_some());
-    if handlers == 0 {
+    // Kubernetes reports each handler after the first at its own field.
+    let handlers = [
+        ("exec", probe.exec.is_some()),
+        ("httpGet", probe.http_get.is_some()),
+        ("tcpSocket", probe.tcp_socket.is_some()),
+        ("grpc", probe.grpc.is_some()),
+    ];
+    let mut count = 0;
+    for (field, set) in handlers {
+        if !set {
+            continue;
+        }
+        if count > 0 {
+            errors.push(FieldError::forbidden(
+                &path.child(field),
+                "may not specify more than 1 handler type",
+            ));
+        }
+        count += 1;
+    }
+    if count == 0 {
         errors.push(FieldError::required(path, "must specify a handler type"));
-    } else if handlers > 1 {
-        errors.push(FieldError::forbidden(
-            path,
-            "may not specify more than 1 handler type",
-        ));
     }
     if let Some(exec) = &probe.exec
         && exec.command.is_empty()
@@ -748,12 +805,14 @@ fn validate_volumes<'a>(
                 errors.push(FieldError::duplicate(&at.child("name"), &volume.name));
             }
         }
-        let sources = volume.sources().len();
-        if sources == 0 {
+        let sources = volume.sources();
+        if sources.is_empty() {
             errors.push(FieldError::required(&at, "must specify a volume type"));
-        } else if sources > 1 {
+        }
+        // Kubernetes reports each source after the first at its own field.
+        for source in sources.iter().skip(1) {
             errors.push(FieldError::forbidden(
-                &at,
+                &at.child(source_field(source)),
                 "may not specify more than 1 volume type",
             ));
         }
@@ -842,6 +901,19 @@ fn validate_volumes<'a>(
     seen
 }
 
+/// The JSON field of a volume source.
+fn source_field(source: &VolumeSourceRef<'_>) -> &'static str {
+    match source {
+        VolumeSourceRef::HostPath(_) => "hostPath",
+        VolumeSourceRef::EmptyDir(_) => "emptyDir",
+        VolumeSourceRef::Secret(_) => "secret",
+        VolumeSourceRef::PersistentVolumeClaim(_) => "persistentVolumeClaim",
+        VolumeSourceRef::DownwardApi(_) => "downwardAPI",
+        VolumeSourceRef::ConfigMap(_) => "configMap",
+        VolumeSourceRef::Projected(_) => "projected",
+    }
+}
+
 fn check_key_to_path(
     key: &str,
     file: &str,
@@ -856,6 +928,15 @@ fn check_key_to_path(
         errors.push(FieldError::required(&path.child("path"), ""));
     } else {
         check_relative_path(file, &path.child("path"), errors);
+        // `ValidateLocalNonReservedPath`: `..data` is where the kubelet keeps
+        // the volume's current files.
+        if file.starts_with("..") {
+            errors.push(FieldError::invalid(
+                &path.child("path"),
+                file,
+                "must not start with '..'",
+            ));
+        }
     }
     check_mode(mode, &path.child("mode"), errors);
 }
@@ -894,30 +975,30 @@ fn check_id(id: Option<i64>, path: &Path, errors: &mut ErrorList) {
     }
 }
 
+/// `validateSeccompProfileField`.
 fn check_seccomp(kind: &str, localhost: Option<&str>, path: &Path, errors: &mut ErrorList) {
-    if kind.is_empty() {
-        errors.push(FieldError::required(&path.child("type"), ""));
-    } else if !SECCOMP_TYPES.contains(&kind) {
-        errors.push(FieldError::not_supported(
+    let profile = path.child("localhostProfile");
+    match (kind, localhost) {
+        ("Localhost", None) => errors.push(FieldError::required(
+            &profile,
+            "must be set when seccomp type is Localhost",
+        )),
+        ("Localhost", Some(file)) => check_relative_path(file, &profile, errors),
+        ("RuntimeDefault" | "Unconfined", Some(file)) => errors.push(FieldError::invalid(
+            &profile,
+            file,
+            "can only be set when seccomp type is Localhost",
+        )),
+        ("RuntimeDefault" | "Unconfined", None) => {}
+        _ => errors.push(FieldError::not_supported(
             &path.child("type"),
             kind,
             SECCOMP_TYPES,
-        ));
-    }
-    match (kind, localhost) {
-        ("Localhost", None) => errors.push(FieldError::required(
-            &path.child("localhostProfile"),
-            "must be set when seccomp type is Localhost",
         )),
-        (k, Some(_)) if k != "Localhost" => errors.push(FieldError::invalid(
-            &path.child("localhostProfile"),
-            k,
-            "can only be set when seccomp type is Localhost",
-        )),
-        _ => {}
     }
 }
 
+/// `ValidateTolerations`, in its order.
 fn validate_toleration(toleration: &Toleration, path: &Path, errors: &mut ErrorList) {
     if !toleration.key.is_empty() {
         for msg in validate_label_key(&toleration.key) {
@@ -927,6 +1008,16 @@ fn validate_toleration(toleration: &Toleration, path: &Path, errors: &mut ErrorL
                 msg,
             ));
         }
+    }
+    if toleration.key.is_empty() && toleration.operator != "Exists" {
+        errors.push(FieldError::invalid(&path.child("operator"), &toleration.operator, "operator must be Exists when `key` is empty, which means \"match all values and all keys\""));
+    }
+    if toleration.toleration_seconds.is_some() && toleration.effect != "NoExecute" {
+        errors.push(FieldError::invalid(
+            &path.child("effect"),
+            &toleration.effect,
+            "effect must be 'NoExecute' when `tolerationSeconds` is set",
+        ));
     }
     match toleration.operator.as_str() {
         "Exists" => {
@@ -939,9 +1030,6 @@ fn validate_toleration(toleration: &Toleration, path: &Path, errors: &mut ErrorL
             }
         }
         "" | "Equal" => {
-            if toleration.key.is_empty() {
-                errors.push(FieldError::invalid(&path.child("operator"), &toleration.operator, "operator must be Exists when `key` is empty, which means \"match all values and all keys\""));
-            }
             for msg in validate_label_value(&toleration.value) {
                 errors.push(FieldError::invalid(
                     &path.child("value"),
@@ -961,13 +1049,6 @@ fn validate_toleration(toleration: &Toleration, path: &Path, errors: &mut ErrorL
             &path.child("effect"),
             &toleration.effect,
             TAINT_EFFECTS,
-        ));
-    }
-    if toleration.toleration_seconds.is_some() && toleration.effect != "NoExecute" {
-        errors.push(FieldError::invalid(
-            &path.child("effect"),
-            &toleration.effect,
-            "effect must be 'NoExecute' when `tolerationSeconds` is set",
         ));
     }
 }
@@ -1095,10 +1176,10 @@ fn validate_node_selector_term(term: &NodeSelectorTerm, path: &Path, errors: &mu
                     }
                 }
                 op if !NODE_SELECTOR_OPERATORS.contains(&op) => {
-                    errors.push(FieldError::not_supported(
+                    errors.push(FieldError::invalid(
                         &at.child("operator"),
                         op,
-                        NODE_SELECTOR_OPERATORS,
+                        "not a valid selector operator",
                     ));
                 }
                 _ => {}
@@ -1157,10 +1238,10 @@ pub(super) fn check_label_selector(
                 ));
             }
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            op => errors.push(FieldError::not_supported(
+            op => errors.push(FieldError::invalid(
                 &at.child("operator"),
                 op,
-                &["In", "NotIn", "Exists", "DoesNotExist"],
+                "not a valid selector operator",
             )),
         }
         for (j, value) in req.values.iter().enumerate() {

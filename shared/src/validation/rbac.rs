@@ -9,12 +9,20 @@ const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 /// RBAC object names are path segments, not DNS names: anything but `/`, `%`, `.` and `..`.
 fn path_segment_name(name: &str) -> Vec<String> {
-    match name {
-        "." | ".." => vec![format!("may not be '{name}'")],
-        _ if name.contains('/') => vec!["may not contain '/'".to_owned()],
-        _ if name.contains('%') => vec!["may not contain '%'".to_owned()],
-        _ => Vec::new(),
+    if name == "." || name == ".." {
+        return vec![format!("may not be '{name}'")];
     }
+    ["/", "%"]
+        .iter()
+        .filter(|bad| name.contains(*bad))
+        .map(|bad| format!("may not contain '{bad}'"))
+        .collect()
+}
+
+/// Go's `%#v` of a `[]string`, as Kubernetes prints `nonResourceURLs`.
+fn go_string_list(values: &[String]) -> String {
+    let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    format!("[]string{{{}}}", quoted.join(", "))
 }
 
 pub fn validate_role(role: &Role) -> ErrorList {
@@ -51,17 +59,21 @@ pub fn validate_policy_rules(rules: &[PolicyRule], path: &Path, cluster_scoped: 
             ));
         }
         if !rule.non_resource_urls.is_empty() {
+            let urls = go_string_list(&rule.non_resource_urls);
             if !cluster_scoped {
-                errors.push(FieldError::invalid(
+                errors.push(FieldError::invalid_raw(
                     &at.child("nonResourceURLs"),
-                    &rule.non_resource_urls.join(","),
+                    &urls,
                     "namespaced rules cannot apply to non-resource URLs",
                 ));
             }
-            if !rule.api_groups.is_empty() || !rule.resources.is_empty() {
-                errors.push(FieldError::invalid(
+            if !rule.api_groups.is_empty()
+                || !rule.resources.is_empty()
+                || !rule.resource_names.is_empty()
+            {
+                errors.push(FieldError::invalid_raw(
                     &at.child("nonResourceURLs"),
-                    &rule.non_resource_urls.join(","),
+                    &urls,
                     "rules cannot apply to both regular resources and non-resource URLs",
                 ));
             }
@@ -142,17 +154,17 @@ fn check_subjects(subjects: &[Subject], cluster_scoped: bool, errors: &mut Error
         }
         match subject.kind.as_str() {
             "ServiceAccount" => {
+                if !subject.name.is_empty() {
+                    for msg in names::dns1123_subdomain(&subject.name) {
+                        errors.push(FieldError::invalid(&at.child("name"), &subject.name, msg));
+                    }
+                }
                 if !subject.api_group.is_empty() {
                     errors.push(FieldError::not_supported(
                         &at.child("apiGroup"),
                         &subject.api_group,
                         &[""],
                     ));
-                }
-                if !subject.name.is_empty() {
-                    for msg in names::dns1123_subdomain(&subject.name) {
-                        errors.push(FieldError::invalid(&at.child("name"), &subject.name, msg));
-                    }
                 }
                 if cluster_scoped && subject.namespace.is_empty() {
                     errors.push(FieldError::required(&at.child("namespace"), ""));

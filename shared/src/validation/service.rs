@@ -8,8 +8,10 @@ use super::pod::PROTOCOLS;
 use super::{ErrorList, FieldError, Path, names, validate_object_meta};
 use crate::model::{Endpoints, IntOrString, Resource, Service};
 
-pub const SERVICE_TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
-pub const SESSION_AFFINITIES: &[&str] = &["None", "ClientIP"];
+/// Sorted, as Kubernetes lists them (`sets.List`).
+pub const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+/// Sorted, as Kubernetes lists them (`sets.List`).
+pub const SESSION_AFFINITIES: &[&str] = &["ClientIP", "None"];
 
 pub fn validate_service(svc: &Service) -> ErrorList {
     let mut errors = validate_object_meta(&svc.metadata, Service::NAMESPACED, names::dns1035_label);

@@ -327,15 +327,13 @@ fn check_int_or_percent(
             *n == 0
         }
         IntOrString::String(text) => {
-            match text.strip_suffix('%').and_then(|n| n.parse::<i32>().ok()) {
+            // `IsValidPercent`: digits and '%', so no sign.
+            let digits = text
+                .strip_suffix('%')
+                .filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()));
+            match digits.map(|n| n.parse::<u64>().unwrap_or(u64::MAX)) {
                 Some(percent) => {
-                    if percent < 0 {
-                        errors.push(FieldError::invalid(
-                            path,
-                            text,
-                            "must be greater than or equal to 0",
-                        ));
-                    } else if at_most_100 && percent > 100 {
+                    if at_most_100 && percent > 100 {
                         errors.push(FieldError::invalid(
                             path,
                             text,
