@@ -49,14 +49,27 @@ pub fn check_text(text: &str, mode: FieldValidation) -> Result<Vec<ObjectReport>
         .collect())
 }
 
+/// A manifest file or directory that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("reading {path}: {source}")]
+pub struct ReadError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Checks files and the YAML/JSON files directly inside directories, in name order.
-pub fn check_paths(paths: &[PathBuf], mode: FieldValidation) -> std::io::Result<Vec<FileReport>> {
+pub fn check_paths(paths: &[PathBuf], mode: FieldValidation) -> Result<Vec<FileReport>, ReadError> {
+    let read_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ReadError { path, source }
+    };
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-                .map(|entry| entry.map(|e| e.path()))
-                .collect::<Result<_, _>>()?;
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .and_then(|dir| dir.map(|entry| entry.map(|e| e.path())).collect())
+                .map_err(read_error(path))?;
             entries.retain(|p| is_manifest(p));
             entries.sort();
             files.extend(entries);
@@ -67,7 +80,7 @@ pub fn check_paths(paths: &[PathBuf], mode: FieldValidation) -> std::io::Result<
     files
         .into_iter()
         .map(|path| {
-            let text = std::fs::read_to_string(&path)?;
+            let text = std::fs::read_to_string(&path).map_err(read_error(&path))?;
             Ok(FileReport {
                 outcome: check_text(&text, mode),
                 path,
@@ -162,6 +175,20 @@ spec:
         ] {
             assert!(error.contains(expected), "missing {expected:?} in\n{error}");
         }
+    }
+
+    #[test]
+    fn an_unreadable_path_is_named_in_the_error() {
+        let missing = PathBuf::from("/nonexistent/flotilla/app.yaml");
+        let error =
+            check_paths(std::slice::from_ref(&missing), FieldValidation::Strict).unwrap_err();
+        assert_eq!(error.path, missing);
+        assert!(
+            error
+                .to_string()
+                .starts_with("reading /nonexistent/flotilla/app.yaml: "),
+            "{error}"
+        );
     }
 
     #[test]
