@@ -1,0 +1,49 @@
+//! The hub store: the Raft log and the versioned object store (the state
+//! machine) of one replica, in one SQLite database file.
+//!
+//! [`open`] gives the two halves openraft drives: a [`LogStore`] (log
+//! entries, vote, committed position) and a [`StateMachine`] (objects at a
+//! global revision, snapshots). Both talk through a channel to one thread
+//! that owns the SQLite connection; see `schema` for the durability settings
+//! (WAL, `synchronous=FULL`) and why an append is reported flushed only after
+//! its commit.
+//!
+//! ```
+//! use flotilla_hub::store::{self, ObjectKey};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let dir = tempfile::tempdir().unwrap();
+//! let (_log, state) = store::open(&dir.path().join("replica.db")).unwrap();
+//! let key = ObjectKey::new("Pod", "default", "web-0");
+//! assert_eq!(state.get(&key).await.unwrap(), None);
+//! assert_eq!(state.revision().await.unwrap(), 0);
+//! # }
+//! ```
+
+mod error;
+mod log_store;
+mod object;
+mod schema;
+mod snapshot;
+mod state_machine;
+mod types;
+mod worker;
+
+use std::path::Path;
+
+pub use error::StoreError;
+pub use log_store::LogStore;
+pub use object::{ObjectKey, Rejection, Request, Response, StoredObject, Write};
+pub use snapshot::SnapshotBuilder;
+pub use state_machine::StateMachine;
+pub use types::{NodeId, Replica, TypeConfig};
+
+/// Opens (creating if needed) the replica database at `path` and returns the
+/// log storage and the state machine openraft needs, sharing one connection.
+pub fn open(path: &Path) -> Result<(LogStore, StateMachine), StoreError> {
+    let db = worker::Db::open(path)?;
+    Ok((LogStore::new(db.clone()), StateMachine::new(db)))
+}
+
+#[cfg(test)]
+mod tests;
