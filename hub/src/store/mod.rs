@@ -4,9 +4,17 @@
 //! [`open`] gives the two halves openraft drives: a [`LogStore`] (log
 //! entries, vote, committed position) and a [`StateMachine`] (objects at a
 //! global revision, snapshots). Both talk through a channel to one thread
-//! that owns the SQLite connection; see `schema` for the durability settings
-//! (WAL, `synchronous=FULL`) and why an append is reported flushed only after
-//! its commit.
+//! that owns the SQLite connection, so blocking SQLite calls and fsyncs never
+//! run on the async runtime, and jobs run in the order they were sent.
+//!
+//! Durability: the database is in WAL mode with `synchronous=FULL`, so every
+//! commit fsyncs the WAL before it returns. An append is reported flushed to
+//! openraft (its `LogFlushed` callback) only after the transaction holding
+//! the entries has committed, and a vote is saved before `save_vote` returns:
+//! a replica therefore never counts towards a majority, or votes, on
+//! something a power cut could take back. (`NORMAL` would sync only at
+//! checkpoints: still consistent after a crash, but missing the last commits,
+//! which Raft cannot tolerate.)
 //!
 //! ```
 //! use flotilla_hub::store::{self, ObjectKey};

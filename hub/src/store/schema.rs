@@ -19,6 +19,7 @@
 //!   for entries that are on disk.
 
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -88,6 +89,10 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .sqlite("set synchronous=FULL")?;
+    // Only another process (a backup tool) can hold the write lock; wait for
+    // it rather than failing a Raft write at once.
+    conn.busy_timeout(Duration::from_secs(5))
+        .sqlite("set the busy timeout")?;
     init(&conn)?;
     Ok(conn)
 }
