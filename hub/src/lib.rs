@@ -4,7 +4,9 @@
 //! Kubernetes-compatible API server, the scheduler and controllers (on the Raft
 //! leader), and the device gateway that speaks MQTT to the fleet. The components
 //! arrive one issue at a time; today the hub offers the offline manifest checks
-//! that `kubectl apply` will meet at admission ([`check`]).
+//! that `kubectl apply` will meet at admission ([`check`]), and the storage
+//! layer of the Raft store ([`store`]).
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod store;
