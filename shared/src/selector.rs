@@ -464,13 +464,7 @@ impl FromStr for Selector {
 impl fmt::Display for Selector {
     /// The canonical query string: requirements sorted by key, joined by `,`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, requirement) in self.requirements.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{requirement}")?;
-        }
-        Ok(())
+        write_comma_separated(f, &self.requirements)
     }
 }
 
@@ -954,13 +948,7 @@ impl FromStr for FieldSelector {
 impl fmt::Display for FieldSelector {
     /// The canonical query string: terms sorted, values escaped, joined by `,`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, requirement) in self.requirements.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{requirement}")?;
-        }
-        Ok(())
+        write_comma_separated(f, &self.requirements)
     }
 }
 
@@ -1025,6 +1013,18 @@ fn unescape_field_value(raw: &str) -> Result<String, String> {
         }
     }
     Ok(value)
+}
+
+/// Writes the canonical query-string form shared by label and field
+/// selectors: the terms, in order, joined by `,`.
+fn write_comma_separated<T: fmt::Display>(f: &mut fmt::Formatter<'_>, terms: &[T]) -> fmt::Result {
+    for (i, term) in terms.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{term}")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

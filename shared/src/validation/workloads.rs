@@ -71,32 +71,14 @@ pub fn validate_deployment(d: &Deployment) -> ErrorList {
         &mut errors,
     );
 
-    let strategy = spec.child("strategy");
-    match d.spec.strategy.type_.as_str() {
-        "" | "RollingUpdate" => {
-            if let Some(rolling) = &d.spec.strategy.rolling_update {
-                check_surge_and_unavailable(
-                    rolling.max_surge.as_ref(),
-                    rolling.max_unavailable.as_ref(),
-                    &strategy.child("rollingUpdate"),
-                    &mut errors,
-                );
-            }
-        }
-        "Recreate" => {
-            if d.spec.strategy.rolling_update.is_some() {
-                errors.push(FieldError::forbidden(
-                    &strategy.child("rollingUpdate"),
-                    "may not be specified when strategy `type` is 'Recreate'",
-                ));
-            }
-        }
-        other => errors.push(FieldError::not_supported(
-            &strategy.child("type"),
-            other,
-            &["Recreate", "RollingUpdate"],
-        )),
-    }
+    let rolling = d.spec.strategy.rolling_update.as_ref();
+    check_update_strategy(
+        &d.spec.strategy.type_,
+        rolling.map(|r| (r.max_surge.as_ref(), r.max_unavailable.as_ref())),
+        "Recreate",
+        &spec.child("strategy"),
+        &mut errors,
+    );
     if let Some(deadline) = d.spec.progress_deadline_seconds
         && deadline <= d.spec.min_ready_seconds
     {
@@ -134,32 +116,14 @@ pub fn validate_daemon_set(ds: &DaemonSet) -> ErrorList {
         ALWAYS,
         &mut errors,
     );
-    let strategy = spec.child("updateStrategy");
-    match ds.spec.update_strategy.type_.as_str() {
-        "" | "RollingUpdate" => {
-            if let Some(rolling) = &ds.spec.update_strategy.rolling_update {
-                check_surge_and_unavailable(
-                    rolling.max_surge.as_ref(),
-                    rolling.max_unavailable.as_ref(),
-                    &strategy.child("rollingUpdate"),
-                    &mut errors,
-                );
-            }
-        }
-        "OnDelete" => {
-            if ds.spec.update_strategy.rolling_update.is_some() {
-                errors.push(FieldError::forbidden(
-                    &strategy.child("rollingUpdate"),
-                    "may not be specified when strategy `type` is 'OnDelete'",
-                ));
-            }
-        }
-        other => errors.push(FieldError::not_supported(
-            &strategy.child("type"),
-            other,
-            &["OnDelete", "RollingUpdate"],
-        )),
-    }
+    let rolling = ds.spec.update_strategy.rolling_update.as_ref();
+    check_update_strategy(
+        &ds.spec.update_strategy.type_,
+        rolling.map(|r| (r.max_surge.as_ref(), r.max_unavailable.as_ref())),
+        "OnDelete",
+        &spec.child("updateStrategy"),
+        &mut errors,
+    );
     errors
 }
 
@@ -222,6 +186,44 @@ pub fn validate_job(job: &Job) -> ErrorList {
         ));
     }
     errors
+}
+
+/// A Deployment's `strategy` or a DaemonSet's `updateStrategy`: `type` is
+/// `RollingUpdate` (the default) or the kind's other type (`Recreate`,
+/// `OnDelete`), and `rollingUpdate` (its maxSurge and maxUnavailable) is only
+/// allowed with `RollingUpdate`.
+fn check_update_strategy(
+    type_: &str,
+    rolling_update: Option<(Option<&IntOrString>, Option<&IntOrString>)>,
+    other_type: &str,
+    path: &Path,
+    errors: &mut ErrorList,
+) {
+    match type_ {
+        "" | "RollingUpdate" => {
+            if let Some((surge, unavailable)) = rolling_update {
+                check_surge_and_unavailable(
+                    surge,
+                    unavailable,
+                    &path.child("rollingUpdate"),
+                    errors,
+                );
+            }
+        }
+        t if t == other_type => {
+            if rolling_update.is_some() {
+                errors.push(FieldError::forbidden(
+                    &path.child("rollingUpdate"),
+                    format!("may not be specified when strategy `type` is '{other_type}'"),
+                ));
+            }
+        }
+        other => errors.push(FieldError::not_supported(
+            &path.child("type"),
+            other,
+            &[other_type, "RollingUpdate"],
+        )),
+    }
 }
 
 fn check_non_negative(value: Option<i64>, path: &Path, errors: &mut ErrorList) {
