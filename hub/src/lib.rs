@@ -9,4 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod pki;
+pub mod replica;
+pub mod server;
 pub mod store;

@@ -116,7 +116,7 @@ pub enum Rejection {
 }
 
 /// An object as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredObject {
     pub value: Vec<u8>,
     /// The revision that created it.

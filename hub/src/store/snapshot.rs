@@ -53,6 +53,18 @@ fn temp_path(db: &Path, purpose: &str) -> PathBuf {
 }
 
 async fn build(db: &Db) -> Result<Snapshot, StoreError> {
+    let (meta, data) = copy(db).await?;
+    let snapshot = Snapshot {
+        meta: meta.clone(),
+        snapshot: Box::new(Cursor::new(data.clone())),
+    };
+    db.call(move |conn| save_current(conn, &meta, &data))
+        .await?;
+    Ok(snapshot)
+}
+
+/// Copies the state machine on a thread of its own (not the writer's).
+pub(super) async fn copy(db: &Db) -> Result<(SnapshotMeta, Vec<u8>), StoreError> {
     let source = db.path().to_owned();
     let (reply, answer) = oneshot::channel();
     std::thread::Builder::new()
@@ -65,14 +77,7 @@ async fn build(db: &Db) -> Result<Snapshot, StoreError> {
             path: db.path().to_owned(),
             source,
         })?;
-    let (meta, data) = answer.await.map_err(|_| StoreError::ThreadStopped)??;
-    let snapshot = Snapshot {
-        meta: meta.clone(),
-        snapshot: Box::new(Cursor::new(data.clone())),
-    };
-    db.call(move |conn| save_current(conn, &meta, &data))
-        .await?;
-    Ok(snapshot)
+    answer.await.map_err(|_| StoreError::ThreadStopped)?
 }
 
 /// Copies the state machine tables of the database at `source` into a

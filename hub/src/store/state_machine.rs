@@ -34,6 +34,13 @@ impl StateMachine {
             .await
     }
 
+    /// A standalone SQLite database holding the state machine as this
+    /// replica has applied it, copied as a snapshot is (callers make it
+    /// current first, with a linearizable read barrier): a backup.
+    pub async fn backup(&self) -> Result<Vec<u8>, StoreError> {
+        snapshot::copy(&self.db).await.map(|(_, data)| data)
+    }
+
     /// The revision of the last applied change on this replica.
     pub async fn revision(&self) -> Result<u64, StoreError> {
         self.db
