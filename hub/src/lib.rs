@@ -9,4 +9,5 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod pki;
 pub mod store;
