@@ -1,15 +1,15 @@
 //! The `flotilla-hub` command line.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use flotilla_hub::check;
 use flotilla_hub::replica::{Client, Dialer, Options};
 use flotilla_hub::server::{self, ServerArgs};
-use flotilla_hub::{check, pki};
 use flotilla_shared::manifest::FieldValidation;
 
 /// Flotilla's control plane.
@@ -117,6 +117,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -164,7 +165,7 @@ async fn shutdown_signal() {
 }
 
 fn admin_client(connect: &Connect) -> anyhow::Result<Client> {
-    let tls = pki::admin_client_config(&connect.pki)
+    let tls = server::admin_client_config(&connect.pki)
         .with_context(|| format!("load the admin certificate from {}", connect.pki.display()))?;
     Ok(Client::new(
         connect.servers.clone(),
@@ -186,7 +187,11 @@ async fn run_cluster(cluster: Cluster) -> anyhow::Result<ExitCode> {
         Cluster::Backup { connect, to } => {
             let bytes = admin_client(&connect)?.backup().await?;
             server::write_atomically(&to, &bytes)?;
-            eprintln!("backup of {} bytes written to {}", bytes.len(), to.display());
+            eprintln!(
+                "backup of {} bytes written to {}",
+                bytes.len(),
+                to.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -196,7 +201,12 @@ fn status_json(status: &flotilla_hub::replica::Status) -> String {
     let members: Vec<String> = status
         .members
         .iter()
-        .map(|m| format!("{{\"id\":{},\"addr\":{:?},\"voter\":{}}}", m.id, m.addr, m.voter))
+        .map(|m| {
+            format!(
+                "{{\"id\":{},\"addr\":{:?},\"voter\":{}}}",
+                m.id, m.addr, m.voter
+            )
+        })
         .collect();
     let opt = |v: Option<u64>| v.map_or("null".to_owned(), |v| v.to_string());
     format!(

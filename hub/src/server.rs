@@ -53,7 +53,7 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
 
 /// The PKI directory inside a data directory.
 pub fn pki_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("pki")
+    pki::ReplicaPki::dir_of(data_dir)
 }
 
 /// Runs the replica until `shutdown` completes. Prints one JSON line on
@@ -71,26 +71,39 @@ pub async fn run(
         .unwrap_or_else(|| args.listen.to_string());
     let db = db_path(dir);
     let new_replica = !db.exists();
-    if new_replica && args.join.is_some() && args.ca_from.is_none() && !pki_dir(dir).join("ca.crt").exists() {
-        bail!("joining a cluster needs its CA: pass --ca-from DIR (a directory with ca.crt and ca.key of a replica)");
+    if new_replica
+        && args.join.is_some()
+        && args.ca_from.is_none()
+        && !pki_dir(dir).join("ca.crt").exists()
+    {
+        bail!(
+            "joining a cluster needs its CA: pass --ca-from DIR (a directory with ca.crt and ca.key of a replica)"
+        );
     }
-    let tls = pki::ReplicaPki::init(
-        &pki_dir(dir),
-        args.ca_from.as_deref(),
-        &advertise,
-        &[args.listen.ip()],
-    )
-    .context("prepare the replica's certificates")?;
     let id = replica_id(dir)?;
+    let ca = args
+        .ca_from
+        .as_deref()
+        .map(pki::ClusterCa::load)
+        .transpose()
+        .context("load the cluster CA given with --ca-from")?;
+    let mut hosts = vec![pki::Host::parse(host_of(&advertise))];
+    if !args.listen.ip().is_unspecified() {
+        hosts.push(pki::Host::from(args.listen.ip()));
+    }
+    hosts.dedup();
+    let tls = pki::ReplicaPki::init(dir, ca.as_ref(), &format!("replica-{id}"), &hosts)
+        .context("prepare the replica's certificates")?;
+    let client_tls = Arc::new(tls.client_config()?);
     let source_ip = source_ip(&advertise, args.listen.ip());
-    let peers = Arc::new(Peers::new(Dialer::new(tls.client_config()?, source_ip)));
+    let peers = Arc::new(Peers::new(Dialer::new(client_tls.clone(), source_ip)));
     let node = Node::start(id, advertise.clone(), &db, peers, args.options.clone())
         .await
         .context("start the replica")?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;
-    let acceptor = TlsAcceptor::from(tls.server_config()?);
+    let acceptor = TlsAcceptor::from(Arc::new(tls.server_config(pki::ClientAuth::Required)?));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, acceptor, node.clone(), async {
         let _ = stopped.await;
@@ -99,13 +112,15 @@ pub async fn run(
     if !node.is_member().await {
         match &args.join {
             None => {
-                node.bootstrap().await.context("bootstrap a one-replica cluster")?;
+                node.bootstrap()
+                    .await
+                    .context("bootstrap a one-replica cluster")?;
                 info!(id, addr = %advertise, "bootstrapped a new cluster");
             }
             Some(seed) => {
                 let client = Client::new(
                     vec![seed.clone()],
-                    Dialer::new(tls.client_config()?, source_ip),
+                    Dialer::new(client_tls.clone(), source_ip),
                     Duration::from_secs(120),
                 );
                 join(&client, id, &advertise).await?;
@@ -148,12 +163,34 @@ fn announce_ready(id: NodeId, addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The host part of `host:port` (`[v6]:port` too).
+fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+}
+
+/// A client configuration with the admin certificate of a PKI directory
+/// (`ca.crt`, `admin.crt`, `admin.key`): for `flotilla-hub cluster` and
+/// tests. The CA key is not needed.
+pub fn admin_client_config(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let ca = pki::Certificate::load(&pki_dir.join("ca.crt"))?;
+    let admin = pki::IssuedCert::load(pki_dir, "admin")?;
+    let config = pki::client_config(
+        &ca,
+        Some((std::slice::from_ref(&admin.certificate), &admin.key)),
+    )?;
+    Ok(Arc::new(config))
+}
+
 /// Outgoing connections leave from the advertised IP when it is a local
 /// address, so that packet filters can tell replicas apart on one host.
 fn source_ip(advertise: &str, listen: IpAddr) -> Option<IpAddr> {
-    let host = advertise.rsplit_once(':')?.0;
-    let ip: IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
-    (ip == listen || listen.is_unspecified()).then_some(ip).filter(|ip| !ip.is_unspecified())
+    let ip: IpAddr = host_of(advertise).parse().ok()?;
+    (ip == listen || listen.is_unspecified())
+        .then_some(ip)
+        .filter(|ip| !ip.is_unspecified())
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -218,7 +255,10 @@ mod tests {
     fn outgoing_connections_leave_from_the_advertised_local_ip() {
         let lo: IpAddr = "127.0.0.11".parse().unwrap();
         assert_eq!(source_ip("127.0.0.11:7000", lo), Some(lo));
-        assert_eq!(source_ip("127.0.0.11:7000", "0.0.0.0".parse().unwrap()), Some(lo));
+        assert_eq!(
+            source_ip("127.0.0.11:7000", "0.0.0.0".parse().unwrap()),
+            Some(lo)
+        );
         assert_eq!(source_ip("10.0.0.5:7000", lo), None);
         assert_eq!(source_ip("hub-0:7000", lo), None);
     }
@@ -231,6 +271,9 @@ mod tests {
         assert_eq!(replica_id(dir.path()).unwrap(), id);
         std::fs::write(dir.path().join("replica-id"), "garbage").unwrap();
         let err = replica_id(dir.path()).unwrap_err();
-        assert!(format!("{err:#}").contains("does not hold a replica id"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("does not hold a replica id"),
+            "{err:#}"
+        );
     }
 }

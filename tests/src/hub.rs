@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use flotilla_hub::replica::{Client, Dialer, Status};
-use flotilla_hub::{pki, server};
+use flotilla_hub::server;
 use tempfile::TempDir;
 
 /// The `flotilla-hub` binary: `$FLOTILLA_HUB_BIN`, else beside the running
@@ -218,15 +218,15 @@ impl Cluster {
     }
 
     fn dialer(&self) -> Dialer {
-        let tls = pki::admin_client_config(&self.pki_dir()).expect("admin certificate");
+        let tls = server::admin_client_config(&self.pki_dir()).expect("admin certificate");
         Dialer::new(tls, Some(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST)))
     }
 
     /// An admin client of every replica (starting at a random one).
     pub fn client(&self, timeout: Duration) -> Client {
         let mut addrs: Vec<String> = self.replicas.iter().map(|r| r.addr.clone()).collect();
-        let start = rotation();
-        addrs.rotate_left(start % addrs.len());
+        let start = rotation() % addrs.len();
+        addrs.rotate_left(start);
         Client::new(addrs, self.dialer(), timeout)
     }
 

@@ -5,3 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod hub;
+pub mod lincheck;

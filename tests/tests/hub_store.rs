@@ -54,28 +54,57 @@ async fn writes_through_any_replica_commit_once_and_reads_see_them_everywhere() 
     let statuses = cluster.statuses().await;
     assert_eq!(statuses.len(), 3);
     for (_, status) in &statuses {
-        assert_eq!(status.members.iter().filter(|m| m.voter).count(), 3, "{status:?}");
+        assert_eq!(
+            status.members.iter().filter(|m| m.voter).count(),
+            3,
+            "{status:?}"
+        );
     }
     // A write sent to each replica (followers forward) commits exactly once.
     for i in 0..3 {
         let client = cluster.client_of(i, TIMEOUT);
-        applied(client.write(create(&format!("from-{i}"), "v")).await.unwrap());
-        let again = client.write(create(&format!("from-{i}"), "w")).await.unwrap();
+        applied(
+            client
+                .write(create(&format!("from-{i}"), "v"))
+                .await
+                .unwrap(),
+        );
+        let again = client
+            .write(create(&format!("from-{i}"), "w"))
+            .await
+            .unwrap();
         assert!(matches!(again, Response::Rejected { .. }), "{again:?}");
     }
     // Linearizable reads on followers see the writes at once.
     for i in (0..3).filter(|i| *i != leader) {
         let client = cluster.client_of(i, TIMEOUT);
-        applied(cluster.client_of(leader, TIMEOUT).write(put("from-0", "x")).await.unwrap());
-        assert_eq!(read(&client, "from-0", Consistency::Linearizable).await.as_deref(), Some("x"));
+        applied(
+            cluster
+                .client_of(leader, TIMEOUT)
+                .write(put("from-0", "x"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            read(&client, "from-0", Consistency::Linearizable)
+                .await
+                .as_deref(),
+            Some("x")
+        );
         for j in 0..3 {
-            assert_eq!(read(&client, &format!("from-{j}"), Consistency::Linearizable).await.is_some(), true);
+            assert_eq!(
+                read(&client, &format!("from-{j}"), Consistency::Linearizable)
+                    .await
+                    .is_some(),
+                true
+            );
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_of_the_leader_under_load_keeps_every_acknowledged_write_and_the_history_linearizable() {
+async fn kill_9_of_the_leader_under_load_keeps_every_acknowledged_write_and_the_history_linearizable()
+ {
     let mut cluster = Cluster::start(3, ClusterOptions::default());
     cluster.wait_for_leader(TIMEOUT).await;
     const KEYS: usize = 4;
@@ -156,7 +185,11 @@ async fn kill_9_of_the_leader_under_load_keeps_every_acknowledged_write_and_the_
         acked.len(),
         started.elapsed()
     );
-    assert!(acked.len() > 50, "too few writes acknowledged to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > 50,
+        "too few writes acknowledged to mean anything: {}",
+        acked.len()
+    );
     match lincheck::check(&history, Duration::from_secs(120)) {
         CheckResult::Ok => {}
         other => panic!("history is not linearizable: {other}"),
@@ -166,7 +199,11 @@ async fn kill_9_of_the_leader_under_load_keeps_every_acknowledged_write_and_the_
     cluster.wait_for_leader(TIMEOUT).await;
     let final_client = cluster.client(TIMEOUT);
     for k in 0..KEYS {
-        assert!(read(&final_client, &format!("k{k}"), Consistency::Linearizable).await.is_some());
+        assert!(
+            read(&final_client, &format!("k{k}"), Consistency::Linearizable)
+                .await
+                .is_some()
+        );
     }
     let _: Option<ClientError> = None;
 }

@@ -111,15 +111,9 @@ impl Node {
     ) -> Result<Arc<Node>, NodeError> {
         let config = Arc::new(options.raft_config()?);
         let (log, state) = store::open(db)?;
-        let raft = Raft::new(
-            id,
-            config,
-            Network::new(peers.clone()),
-            log,
-            state.clone(),
-        )
-        .await
-        .map_err(NodeError::Raft)?;
+        let raft = Raft::new(id, config, Network::new(peers.clone()), log, state.clone())
+            .await
+            .map_err(NodeError::Raft)?;
         Ok(Arc::new(Node {
             id,
             addr,
@@ -155,10 +149,21 @@ impl Node {
         if self.is_member().await {
             return Ok(());
         }
-        let members = [(self.id, store::Replica {
-            addr: self.addr.clone(),
-        })];
-        match self.raft.initialize(members.into_iter().collect::<std::collections::BTreeMap<_, _>>()).await {
+        let members = [(
+            self.id,
+            store::Replica {
+                addr: self.addr.clone(),
+            },
+        )];
+        match self
+            .raft
+            .initialize(
+                members
+                    .into_iter()
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            )
+            .await
+        {
             Ok(()) => Ok(()),
             Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(internal(e)),
@@ -201,10 +206,7 @@ impl Node {
             let forward = match outcome {
                 Err(_) => {
                     return Err(Failure::Unknown {
-                        reason: format!(
-                            "not committed within {:?}",
-                            self.options.request_timeout
-                        ),
+                        reason: format!("not committed within {:?}", self.options.request_timeout),
                     });
                 }
                 Ok(Ok(written)) => return Ok(written.data),
@@ -292,7 +294,11 @@ impl Node {
                 Err(Failure::NotLeader {
                     leader: Some(leader),
                 }) if leader != self.addr => {
-                    match self.peers.call(&leader, &Rpc::ReadIndex, remaining(deadline)).await {
+                    match self
+                        .peers
+                        .call(&leader, &Rpc::ReadIndex, remaining(deadline))
+                        .await
+                    {
                         Ok(Reply::ReadIndex { index }) => Ok(index),
                         Ok(Reply::Failed(failure)) => Err(failure),
                         Ok(other) => Err(unexpected(&leader, other)),

@@ -87,10 +87,9 @@ impl Dialer {
     /// checking that the peer's certificate names `host`.
     pub async fn connect(&self, addr: &str) -> io::Result<TlsStream<TcpStream>> {
         let (host, _) = split_host(addr)?;
-        let target = tokio::net::lookup_host(addr)
-            .await?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "address resolves to nothing"))?;
+        let target = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "address resolves to nothing")
+        })?;
         let server_name = match host.parse::<IpAddr>() {
             Ok(ip) => ServerName::IpAddress(ip.into()),
             Err(_) => ServerName::try_from(host.to_owned())
@@ -122,7 +121,12 @@ impl Dialer {
 
 /// `host:port` split into its parts (`[v6]:port` too).
 fn split_host(addr: &str) -> io::Result<(&str, u16)> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidInput, format!("{addr:?} is not host:port"));
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr:?} is not host:port"),
+        )
+    };
     let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = port.parse().map_err(|_| bad())?;

@@ -208,7 +208,13 @@ mod tests {
         write_frame(&mut a, &Rpc::Status).await.unwrap();
         drop(a);
         let first: Rpc = read_frame(&mut b).await.unwrap().unwrap();
-        assert!(matches!(first, Rpc::Write { forwarded: true, .. }));
+        assert!(matches!(
+            first,
+            Rpc::Write {
+                forwarded: true,
+                ..
+            }
+        ));
         let second: Rpc = read_frame(&mut b).await.unwrap().unwrap();
         assert!(matches!(second, Rpc::Status));
         assert!(read_frame::<_, Rpc>(&mut b).await.unwrap().is_none());

@@ -2,6 +2,8 @@
 //! measured against a named peer in the same run and reported as a ratio.
 
 pub mod codec;
+pub mod etcd;
+pub mod load;
 
 use std::time::{Duration, Instant};
 
