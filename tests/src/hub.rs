@@ -204,6 +204,22 @@ impl Cluster {
         }
     }
 
+    /// Starts one more replica, which joins the cluster; returns its index.
+    pub fn add_replica(&mut self) -> usize {
+        let i = self.replicas.len();
+        let first = self.replicas[0].ip.octets();
+        let ip = Ipv4Addr::new(first[0], first[1], first[2], i as u8 + 1);
+        self.replicas.push(Replica {
+            addr: format!("{ip}:{}", free_port(ip)),
+            ip,
+            data_dir: self._root.path().join(format!("replica-{i}")),
+            id: None,
+            child: None,
+        });
+        self.spawn(i);
+        i
+    }
+
     /// kill -9 of replica `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.replicas[i].child.take() {
@@ -290,7 +306,86 @@ impl Drop for Cluster {
     }
 }
 
+/// Replica `isolated` cut off from the other replicas by nftables drops
+/// (both ways) until dropped; clients on 127.0.0.1 still reach it.
+#[derive(Debug)]
+pub struct Partition {
+    table: String,
+}
+
+impl Partition {
+    /// Installs the drops. Needs root and the `nft` command.
+    pub fn isolate(cluster: &Cluster, isolated: usize) -> Partition {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let table = format!(
+            "flotilla_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let cut = cluster.replicas[isolated].ip;
+        let others: Vec<String> = cluster
+            .replicas
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != isolated)
+            .map(|(_, r)| r.ip.to_string())
+            .collect();
+        let others = others.join(", ");
+        let ruleset = format!(
+            "table ip {table} {{\n\
+             \tchain input {{\n\
+             \t\ttype filter hook input priority -10; policy accept;\n\
+             \t\tip saddr {cut} ip daddr {{ {others} }} drop\n\
+             \t\tip saddr {{ {others} }} ip daddr {cut} drop\n\
+             \t}}\n\
+             }}\n"
+        );
+        nft(&["-f", "-"], Some(&ruleset));
+        Partition { table }
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        nft(&["delete", "table", "ip", &self.table], None);
+    }
+}
+
+fn nft(args: &[&str], stdin: Option<&str>) {
+    use std::io::Write as _;
+    let mut child = Command::new("nft")
+        .args(args)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run nft (install nftables; tests run as root)");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("nft stdin")
+            .write_all(text.as_bytes())
+            .expect("write the ruleset to nft");
+    }
+    drop(child.stdin.take());
+    let status = child.wait().expect("wait for nft");
+    assert!(status.success(), "nft {args:?} failed");
+}
+
 /// The socket address of a replica's `ip:port`.
 pub fn socket_addr(addr: &str) -> SocketAddr {
     addr.parse().expect("replica address")
+}
+
+/// `PRAGMA integrity_check` of a (stopped) replica's database: `"ok"` when
+/// the file is consistent.
+pub fn integrity_check(db: &Path) -> String {
+    let conn = rusqlite::Connection::open(db).expect("open the replica database");
+    let rows: Vec<String> = conn
+        .prepare("PRAGMA integrity_check")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .expect("run integrity_check");
+    rows.join("; ")
 }
