@@ -203,3 +203,360 @@ fn query(
     sql.push_str(" ORDER BY c.namespace, c.name");
     (sql, params)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{TestReplica, create, delete, pod_value, update};
+    use super::super::{Request, Response, Write};
+    use super::*;
+
+    fn key(namespace: &str, name: &str) -> ObjectKey {
+        ObjectKey::new("Pod", namespace, name)
+    }
+
+    /// Pods over two namespaces and two nodes, a value that is not JSON, and
+    /// an object of another kind.
+    async fn cluster() -> TestReplica {
+        let mut replica = TestReplica::open();
+        let pods: &[(&str, &str, &[(&str, &str)], &str, &str)] = &[
+            ("default", "web-1", &[("app", "web")], "n1", "Running"),
+            ("default", "web-0", &[("app", "web")], "n2", "Pending"),
+            ("default", "db-0", &[("app", "db")], "n1", "Running"),
+            (
+                "other",
+                "web-0",
+                &[("app", "web"), ("tier", "x")],
+                "n1",
+                "Running",
+            ),
+            ("other", "job", &[], "", "Pending"),
+        ];
+        for (namespace, name, labels, node, phase) in pods {
+            let value = pod_value(name, labels, node, phase);
+            replica.apply(create(&key(namespace, name), value)).await;
+        }
+        replica
+            .apply(create(&key("default", "raw"), b"\x00 not json".to_vec()))
+            .await;
+        let service = ObjectKey::new("Service", "default", "web-0");
+        replica
+            .apply(create(
+                &service,
+                pod_value("web-0", &[("app", "web")], "n1", ""),
+            ))
+            .await;
+        replica
+    }
+
+    fn names(page: &ListPage) -> Vec<String> {
+        page.items
+            .iter()
+            .map(|item| format!("{}/{}", item.key.namespace, item.key.name))
+            .collect()
+    }
+
+    fn request(namespace: Option<&str>, labels: &str, fields: &str) -> ListRequest {
+        ListRequest {
+            namespace: namespace.map(Into::into),
+            labels: Selector::parse(labels).unwrap(),
+            fields: FieldSelector::parse(fields).unwrap(),
+            ..ListRequest::new("Pod")
+        }
+    }
+
+    /// (namespace, label selector, field selector, expected keys in order)
+    fn filter_cases() -> Vec<(
+        Option<&'static str>,
+        &'static str,
+        &'static str,
+        Vec<&'static str>,
+    )> {
+        let all = vec![
+            "default/db-0",
+            "default/raw",
+            "default/web-0",
+            "default/web-1",
+            "other/job",
+            "other/web-0",
+        ];
+        vec![
+            (None, "", "", all),
+            (
+                Some("default"),
+                "",
+                "",
+                vec![
+                    "default/db-0",
+                    "default/raw",
+                    "default/web-0",
+                    "default/web-1",
+                ],
+            ),
+            (
+                None,
+                "app=web",
+                "",
+                vec!["default/web-0", "default/web-1", "other/web-0"],
+            ),
+            (None, "app=web,tier", "", vec!["other/web-0"]),
+            (None, "!app", "", vec!["default/raw", "other/job"]),
+            (
+                None,
+                "",
+                "spec.nodeName=n1",
+                vec!["default/db-0", "default/web-1", "other/web-0"],
+            ),
+            (None, "", "spec.nodeName=", vec!["default/raw", "other/job"]),
+            (
+                Some("default"),
+                "app=web",
+                "spec.nodeName=n1",
+                vec!["default/web-1"],
+            ),
+            (
+                None,
+                "",
+                "status.phase=Pending",
+                vec!["default/web-0", "other/job"],
+            ),
+            (
+                None,
+                "",
+                "metadata.name=web-0",
+                vec!["default/web-0", "other/web-0"],
+            ),
+            (
+                None,
+                "",
+                "metadata.namespace=other",
+                vec!["other/job", "other/web-0"],
+            ),
+            (
+                None,
+                "",
+                "spec.nodeName!=n1,metadata.namespace!=other",
+                vec!["default/raw", "default/web-0"],
+            ),
+            (Some("nowhere"), "", "", vec![]),
+        ]
+    }
+
+    #[tokio::test]
+    async fn lists_filter_by_namespace_labels_and_fields_in_key_order() {
+        let mut replica = cluster().await;
+        let revision = replica.state.revision().await.unwrap();
+        let mut then = Vec::new();
+        for (namespace, labels, fields, expected) in filter_cases() {
+            let page = replica
+                .state
+                .list(request(namespace, labels, fields))
+                .await
+                .unwrap();
+            assert_eq!(page.revision, revision);
+            assert_eq!(names(&page), expected, "{namespace:?} {labels} {fields}");
+            assert_eq!(page.next, None);
+            then.push(page);
+        }
+        // Change every pod, then list the same at the old revision: the
+        // change log must answer exactly what the objects table did.
+        for (namespace, name) in [
+            ("default", "web-1"),
+            ("other", "web-0"),
+            ("default", "db-0"),
+        ] {
+            replica
+                .apply(update(
+                    &key(namespace, name),
+                    pod_value(name, &[], "n9", "Failed"),
+                ))
+                .await;
+        }
+        replica.apply(delete(&key("default", "web-0"))).await;
+        replica.apply(delete(&key("default", "raw"))).await;
+        replica
+            .apply(create(
+                &key("default", "a-new"),
+                pod_value("a-new", &[("app", "web")], "n1", ""),
+            ))
+            .await;
+        for ((namespace, labels, fields, _), expected) in filter_cases().into_iter().zip(then) {
+            let mut past = request(namespace, labels, fields);
+            past.at = ListAt::Revision(revision);
+            assert_eq!(
+                replica.state.list(past).await.unwrap(),
+                expected,
+                "{namespace:?} {labels} {fields}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn list_at_every_older_revision_equals_what_a_list_returned_then() {
+        let mut replica = TestReplica::open();
+        let selectors = [("", ""), ("app=web", ""), ("", "spec.nodeName=n1")];
+        let mut seen: Vec<Vec<ListPage>> = Vec::new();
+        // A history with creates, moves between nodes, label changes,
+        // deletes, re-creates and a transaction writing one key twice.
+        let steps: Vec<Request> = vec![
+            create(&key("a", "p"), pod_value("p", &[("app", "web")], "n1", "")),
+            create(&key("a", "q"), pod_value("q", &[], "n2", "")),
+            update(&key("a", "q"), pod_value("q", &[("app", "web")], "n1", "")),
+            update(&key("a", "p"), pod_value("p", &[("app", "db")], "n2", "")),
+            delete(&key("a", "q")),
+            Request::Txn(vec![
+                Write::Create {
+                    key: key("b", "r"),
+                    value: pod_value("r", &[], "n1", ""),
+                },
+                Write::Update {
+                    key: key("b", "r"),
+                    value: pod_value("r", &[("app", "web")], "n2", ""),
+                    resource_version: None,
+                },
+            ]),
+            create(&key("a", "q"), pod_value("q", &[("app", "web")], "n1", "")),
+            delete(&key("a", "p")),
+        ];
+        for step in steps {
+            assert!(matches!(
+                replica.apply(step).await,
+                Response::Applied { .. }
+            ));
+            let mut pages = Vec::new();
+            for (labels, fields) in selectors {
+                pages.push(
+                    replica
+                        .state
+                        .list(request(None, labels, fields))
+                        .await
+                        .unwrap(),
+                );
+            }
+            seen.push(pages);
+        }
+        for (i, pages) in seen.into_iter().enumerate() {
+            let revision = i as u64 + 1;
+            for ((labels, fields), then) in selectors.iter().zip(pages) {
+                let mut past = request(None, labels, fields);
+                past.at = ListAt::Revision(revision);
+                assert_eq!(
+                    replica.state.list(past).await.unwrap(),
+                    then,
+                    "at {revision} with {labels} {fields}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_read_one_revision_while_writes_continue() {
+        let mut replica = TestReplica::open();
+        for i in 0..10 {
+            let name = format!("p{i}");
+            replica
+                .apply(create(
+                    &key("default", &name),
+                    pod_value(&name, &[], "n1", ""),
+                ))
+                .await;
+        }
+        let whole = replica.state.list(ListRequest::new("Pod")).await.unwrap();
+        assert_eq!(whole.revision, 10);
+
+        let mut paged = ListRequest::new("Pod");
+        paged.limit = NonZeroUsize::new(3);
+        let mut page = replica.state.list(paged.clone()).await.unwrap();
+        let mut items = page.items.clone();
+        let mut pages = 1;
+        while let Some(next) = page.next.clone() {
+            assert_eq!(next.revision, 10);
+            // Writes between pages: before, inside and after what is left.
+            let n = pages.to_string();
+            replica
+                .apply(create(
+                    &key("default", &format!("a{n}")),
+                    pod_value("a", &[], "", ""),
+                ))
+                .await;
+            replica
+                .apply(create(
+                    &key("default", &format!("z{n}")),
+                    pod_value("z", &[], "", ""),
+                ))
+                .await;
+            replica
+                .apply(delete(&key("default", &format!("p{}", 9 - pages))))
+                .await;
+            paged.at = ListAt::Continue(next);
+            page = replica.state.list(paged.clone()).await.unwrap();
+            assert_eq!(page.revision, 10);
+            assert!(page.items.len() <= 3);
+            items.extend(page.items.clone());
+            pages += 1;
+        }
+        assert_eq!(pages, 4, "10 items in pages of 3");
+        assert_eq!(items, whole.items);
+    }
+
+    #[tokio::test]
+    async fn a_page_that_fills_exactly_says_whether_more_match() {
+        let replica = cluster().await;
+        let mut web = request(None, "app=web", "");
+        web.limit = NonZeroUsize::new(3);
+        assert_eq!(replica.state.list(web.clone()).await.unwrap().next, None);
+        web.limit = NonZeroUsize::new(2);
+        let page = replica.state.list(web.clone()).await.unwrap();
+        assert_eq!(names(&page), ["default/web-0", "default/web-1"]);
+        let next = page.next.clone().unwrap();
+        assert_eq!(
+            (next.namespace.as_str(), next.name.as_str()),
+            ("default", "web-1")
+        );
+        web.at = ListAt::Continue(next);
+        let last = replica.state.list(web).await.unwrap();
+        assert_eq!(names(&last), ["other/web-0"]);
+        assert_eq!(last.next, None);
+    }
+
+    #[tokio::test]
+    async fn lists_outside_the_kept_history_are_refused() {
+        let mut replica = cluster().await;
+        let current = replica.state.revision().await.unwrap();
+        let at = |revision| ListRequest {
+            at: ListAt::Revision(revision),
+            ..ListRequest::new("Pod")
+        };
+        assert!(matches!(
+            replica.state.list(at(current + 1)).await,
+            Err(ReadError::FutureRevision { requested, current: c }) if requested == current + 1 && c == current
+        ));
+        let before = replica.state.list(at(3)).await.unwrap();
+        assert_eq!(
+            replica.apply(Request::Compact { revision: 3 }).await,
+            Response::Compacted {
+                revision: current,
+                compacted: 3
+            }
+        );
+        assert!(matches!(
+            replica.state.list(at(2)).await,
+            Err(ReadError::Expired {
+                requested: 2,
+                compacted: 3
+            })
+        ));
+        let continued = ListRequest {
+            at: ListAt::Continue(Continue {
+                revision: 2,
+                namespace: String::new(),
+                name: String::new(),
+            }),
+            ..ListRequest::new("Pod")
+        };
+        assert!(matches!(
+            replica.state.list(continued).await,
+            Err(ReadError::Expired { .. })
+        ));
+        assert_eq!(replica.state.list(at(3)).await.unwrap(), before);
+    }
+}

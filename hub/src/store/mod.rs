@@ -120,4 +120,6 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachine), StoreError> {
 }
 
 #[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod tests;

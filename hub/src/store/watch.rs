@@ -74,6 +74,8 @@ pub struct Watcher {
     /// Every change at or below this revision has been read.
     read_through: u64,
     pending: VecDeque<WatchEvent>,
+    /// About how many change rows one read takes ([`PAGE_ROWS`]).
+    page_rows: usize,
 }
 
 impl Watcher {
@@ -88,6 +90,7 @@ impl Watcher {
             read_through: request.from,
             request,
             pending: VecDeque::new(),
+            page_rows: PAGE_ROWS,
         }
     }
 
@@ -105,10 +108,10 @@ impl Watcher {
             let applied = *self.applied.borrow_and_update();
             if applied > self.read_through {
                 let request = self.request.clone();
-                let after = self.read_through;
+                let (after, rows) = (self.read_through, self.page_rows);
                 let page = self
                     .reader
-                    .read(move |tx| read_page(tx, &request, after, PAGE_ROWS))
+                    .read(move |tx| read_page(tx, &request, after, rows))
                     .await?;
                 self.read_through = page.through;
                 self.pending.extend(page.events);
@@ -254,7 +257,107 @@ fn classify(op: ChangeOp, matches: bool, matched: Option<bool>) -> Option<(Event
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{TestReplica, create, delete, pod_value, update};
+    use super::super::{Request, Response, Write};
     use super::*;
+
+    fn key(namespace: &str, name: &str) -> ObjectKey {
+        ObjectKey::new("Pod", namespace, name)
+    }
+
+    /// Every change row, as an unfiltered watch must deliver it.
+    async fn change_log(replica: &TestReplica) -> Vec<(u64, String, EventType)> {
+        let path = replica.dir.path().join("replica.db");
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT revision, name, op FROM changes ORDER BY revision, seq")
+            .unwrap();
+        stmt.query_map([], |r| {
+            let op: String = r.get(2)?;
+            let event_type = match ChangeOp::parse(&op).unwrap() {
+                ChangeOp::Create => EventType::Added,
+                ChangeOp::Update => EventType::Modified,
+                ChangeOp::Delete => EventType::Deleted,
+            };
+            Ok((r.get(0)?, r.get(1)?, event_type))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    async fn take(watcher: &mut Watcher, through: u64) -> Vec<WatchEvent> {
+        let mut events = Vec::new();
+        while events
+            .last()
+            .is_none_or(|e: &WatchEvent| e.revision < through)
+        {
+            events.push(watcher.next().await.unwrap());
+        }
+        events
+    }
+
+    fn summary(events: &[WatchEvent]) -> Vec<(u64, String, EventType)> {
+        events
+            .iter()
+            .map(|e| (e.revision, e.key.name.clone(), e.event_type))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_watch_sees_every_change_once_in_order_while_writers_run_and_resumes() {
+        let mut replica = TestReplica::open();
+        let mut watcher = replica.state.watch(WatchRequest::default()).await.unwrap();
+        // Small pages, so reads end inside three-row transactions and must
+        // stop at a revision's end; batches commit several revisions at once.
+        watcher.page_rows = 4;
+        let writer = tokio::spawn(async move {
+            for round in 0..100 {
+                let name = |i: usize| format!("p{round}-{i}");
+                let value = |i: usize| pod_value(&name(i), &[], "", "");
+                let txn = Request::Txn(
+                    (0..3)
+                        .map(|i| Write::Create {
+                            key: key("default", &name(i)),
+                            value: value(i),
+                        })
+                        .collect(),
+                );
+                let batch = vec![
+                    txn,
+                    update(&key("default", &name(0)), value(9)),
+                    delete(&key("default", &name(1))),
+                ];
+                replica.apply_batch(batch).await;
+            }
+            replica
+        });
+        let events = take(&mut watcher, 300).await;
+        let replica = writer.await.unwrap();
+        assert_eq!(summary(&events), change_log(&replica).await);
+        assert_eq!(events.len(), 500);
+        assert_eq!(watcher.progress(), 300);
+
+        // Resuming from the revision of any event seen gives exactly the rest.
+        for cut in [0, 1, 137, 299] {
+            let from = events[cut].revision;
+            let mut resumed = replica
+                .state
+                .watch(WatchRequest {
+                    from,
+                    ..WatchRequest::default()
+                })
+                .await
+                .unwrap();
+            resumed.page_rows = 2;
+            let rest: Vec<_> = events
+                .iter()
+                .filter(|e| e.revision > from)
+                .cloned()
+                .collect();
+            assert_eq!(take(&mut resumed, 300).await, rest, "resumed from {from}");
+        }
+    }
 
     #[test]
     fn selector_transitions_become_added_and_deleted() {
@@ -301,5 +404,180 @@ mod tests {
                 "{op:?} matches={matches} matched={matched:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn selector_watches_see_objects_start_and_stop_matching() {
+        let web = |node: &str| pod_value("p", &[("app", "web")], node, "");
+        let db = |node: &str| pod_value("p", &[("app", "db")], node, "");
+        let p = key("default", "p");
+        // Each step's write, and the event of a watch on app=web and of one
+        // on spec.nodeName=n1 (None: no event).
+        let steps: Vec<(
+            Request,
+            Option<(EventType, Vec<u8>)>,
+            Option<(EventType, Vec<u8>)>,
+        )> = vec![
+            (create(&p, db("n2")), None, None),
+            (
+                update(&p, web("n2")),
+                Some((EventType::Added, web("n2"))),
+                None,
+            ),
+            (
+                update(&p, web("n1")),
+                Some((EventType::Modified, web("n1"))),
+                Some((EventType::Added, web("n1"))),
+            ),
+            (
+                update(&p, db("n1")),
+                Some((EventType::Deleted, web("n1"))),
+                Some((EventType::Modified, db("n1"))),
+            ),
+            (
+                update(&p, db("n3")),
+                None,
+                Some((EventType::Deleted, db("n1"))),
+            ),
+            (delete(&p), None, None),
+            (
+                create(&p, web("n1")),
+                Some((EventType::Added, web("n1"))),
+                Some((EventType::Added, web("n1"))),
+            ),
+            (
+                delete(&p),
+                Some((EventType::Deleted, web("n1"))),
+                Some((EventType::Deleted, web("n1"))),
+            ),
+        ];
+        let mut replica = TestReplica::open();
+        let watch = |labels: &str, fields: &str| WatchRequest {
+            labels: Selector::parse(labels).unwrap(),
+            fields: FieldSelector::parse(fields).unwrap(),
+            ..WatchRequest::default()
+        };
+        let mut by_label = replica.state.watch(watch("app=web", "")).await.unwrap();
+        let mut by_node = replica
+            .state
+            .watch(watch("", "spec.nodeName=n1"))
+            .await
+            .unwrap();
+        let (mut labelled, mut noded) = (Vec::new(), Vec::new());
+        for (revision, (request, label_event, node_event)) in steps.into_iter().enumerate() {
+            replica.apply(request).await;
+            let revision = revision as u64 + 1;
+            let event = |(event_type, value)| WatchEvent {
+                event_type,
+                key: p.clone(),
+                value,
+                revision,
+            };
+            labelled.extend(label_event.map(event));
+            noded.extend(node_event.map(event));
+        }
+        assert_eq!(take(&mut by_label, 8).await, labelled);
+        assert_eq!(take(&mut by_node, 8).await, noded);
+    }
+
+    #[tokio::test]
+    async fn a_watch_narrowed_to_a_kind_and_namespace_sees_only_those() {
+        let mut replica = TestReplica::open();
+        let mut watcher = replica
+            .state
+            .watch(WatchRequest {
+                kind: Some("Pod".into()),
+                namespace: Some("a".into()),
+                ..WatchRequest::default()
+            })
+            .await
+            .unwrap();
+        for key in [
+            key("a", "x"),
+            key("b", "x"),
+            ObjectKey::new("Service", "a", "x"),
+            key("a", "y"),
+        ] {
+            replica.apply(create(&key, b"{}".to_vec())).await;
+        }
+        let names: Vec<_> = take(&mut watcher, 4)
+            .await
+            .into_iter()
+            .map(|e| (e.revision, e.key))
+            .collect();
+        assert_eq!(names, [(1, key("a", "x")), (4, key("a", "y"))]);
+        assert_eq!(watcher.progress(), 4);
+    }
+
+    #[tokio::test]
+    async fn watches_from_compacted_history_are_expired() {
+        let mut replica = TestReplica::open();
+        // Created before the writes, so it has read nothing yet when the
+        // history it needs is compacted.
+        let mut behind = replica.state.watch(WatchRequest::default()).await.unwrap();
+        for i in 0..5 {
+            replica
+                .apply(create(&key("a", &i.to_string()), b"{}".to_vec()))
+                .await;
+        }
+        let mut caught_up = replica
+            .state
+            .watch(WatchRequest {
+                from: 5,
+                ..WatchRequest::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            replica.apply(Request::Compact { revision: 3 }).await,
+            Response::Compacted {
+                revision: 5,
+                compacted: 3
+            }
+        );
+        assert!(matches!(
+            behind.next().await,
+            Err(ReadError::Expired {
+                requested: 0,
+                compacted: 3
+            })
+        ));
+        for from in [0, 2] {
+            let refused = replica
+                .state
+                .watch(WatchRequest {
+                    from,
+                    ..WatchRequest::default()
+                })
+                .await;
+            assert!(
+                matches!(refused, Err(ReadError::Expired { requested, compacted: 3 }) if requested == from),
+                "from {from}"
+            );
+        }
+        let mut at_compacted = replica
+            .state
+            .watch(WatchRequest {
+                from: 3,
+                ..WatchRequest::default()
+            })
+            .await
+            .unwrap();
+        let revisions: Vec<_> = take(&mut at_compacted, 5)
+            .await
+            .iter()
+            .map(|e| e.revision)
+            .collect();
+        assert_eq!(revisions, [4, 5]);
+        replica.apply(delete(&key("a", "0"))).await;
+        assert_eq!(caught_up.next().await.unwrap().revision, 6);
+    }
+
+    #[tokio::test]
+    async fn a_watch_ends_when_the_store_is_gone() {
+        let replica = TestReplica::open();
+        let mut watcher = replica.state.watch(WatchRequest::default()).await.unwrap();
+        drop(replica);
+        assert!(matches!(watcher.next().await, Err(ReadError::Closed)));
     }
 }
