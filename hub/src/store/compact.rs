@@ -83,7 +83,10 @@ mod tests {
         response
     }
 
-    fn rows(conn: &Connection) -> Vec<(u64, u64, String, String)> {
+    /// A change row: revision, seq, name, op.
+    type Row = (u64, u64, String, String);
+
+    fn rows(conn: &Connection) -> Vec<Row> {
         conn.prepare("SELECT revision, seq, name, op FROM changes ORDER BY revision, seq")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -122,14 +125,14 @@ mod tests {
         run(conn, Request::Write(update("a")));
     }
 
-    fn row(rev: u64, seq: u64, name: &str, op: &str) -> (u64, u64, String, String) {
+    fn row(rev: u64, seq: u64, name: &str, op: &str) -> Row {
         (rev, seq, name.into(), op.into())
     }
 
     #[test]
     fn compaction_keeps_the_newest_live_row_of_each_key() {
         // (target, rows left)
-        let cases: Vec<(u64, Vec<(u64, u64, String, String)>)> = vec![
+        let cases: Vec<(u64, Vec<Row>)> = vec![
             (
                 1,
                 vec![
@@ -215,5 +218,55 @@ mod tests {
         );
         assert_eq!(rows(&conn), after);
         assert_eq!(compacted(&conn).unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn lists_at_every_revision_from_the_compacted_one_on_are_unchanged() {
+        use super::super::testing::{TestReplica, create, delete, pod_value, update};
+        use super::super::{ListAt, ListRequest, ReadError};
+
+        let mut replica = TestReplica::open();
+        let p = |name: &str| ObjectKey::new("Pod", "ns", name);
+        let steps = vec![
+            create(&p("a"), pod_value("a", &[("v", "1")], "n1", "")),
+            create(&p("b"), pod_value("b", &[], "n1", "")),
+            update(&p("a"), pod_value("a", &[("v", "2")], "n2", "")),
+            delete(&p("b")),
+            create(&p("c"), pod_value("c", &[], "", "")),
+            update(&p("c"), pod_value("c", &[("v", "3")], "", "")),
+            create(&p("b"), pod_value("b", &[("v", "4")], "n1", "")),
+            delete(&p("a")),
+            update(&p("b"), pod_value("b", &[], "n2", "")),
+        ];
+        let last = steps.len() as u64;
+        for step in steps {
+            replica.apply(step).await;
+        }
+        let at = |revision| ListRequest {
+            at: ListAt::Revision(revision),
+            ..ListRequest::new("Pod")
+        };
+        let mut before = Vec::new();
+        for revision in 0..=last {
+            before.push(replica.state.list(at(revision)).await.unwrap());
+        }
+        for target in 1..=last {
+            replica.apply(Request::Compact { revision: target }).await;
+            for revision in 0..=last {
+                let listed = replica.state.list(at(revision)).await;
+                if revision < target {
+                    assert!(
+                        matches!(listed, Err(ReadError::Expired { .. })),
+                        "at {revision} after compacting to {target}"
+                    );
+                } else {
+                    assert_eq!(
+                        listed.unwrap(),
+                        before[revision as usize],
+                        "at {revision} after compacting to {target}"
+                    );
+                }
+            }
+        }
     }
 }

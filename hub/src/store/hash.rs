@@ -60,3 +60,65 @@ fn hash_value(hash: &mut Context, value: ValueRef<'_>) {
     hash.update(&(bytes.len() as u64).to_be_bytes());
     hash.update(bytes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{TestReplica, create, delete, pod_value, update};
+    use super::super::{ObjectKey, Request};
+
+    fn history() -> Vec<Request> {
+        let p = |name: &str| ObjectKey::new("Pod", "ns", name);
+        vec![
+            create(&p("a"), pod_value("a", &[("v", "1")], "n1", "")),
+            create(&p("b"), pod_value("b", &[], "n1", "")),
+            update(&p("a"), pod_value("a", &[("v", "2")], "n2", "")),
+            delete(&p("b")),
+            Request::Compact { revision: 3 },
+            create(&p("c"), b"raw".to_vec()),
+        ]
+    }
+
+    #[tokio::test]
+    async fn replicas_fed_the_same_requests_hash_the_same_however_batched() {
+        let mut one = TestReplica::open();
+        let mut other = TestReplica::open();
+        one.apply_batch(history()).await;
+        for request in history() {
+            other.apply(request).await;
+        }
+        assert_eq!(
+            one.state.state_hash().await.unwrap(),
+            other.state.state_hash().await.unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn any_difference_in_state_changes_the_hash() {
+        let p = ObjectKey::new("Pod", "ns", "a");
+        // Each case: what is applied after the common history on the second
+        // replica only.
+        let cases: Vec<(&str, Request)> = vec![
+            (
+                "one more object",
+                create(&ObjectKey::new("Pod", "ns", "d"), b"{}".to_vec()),
+            ),
+            ("one more compaction", Request::Compact { revision: 4 }),
+            (
+                "an object rewritten with the value it has",
+                update(&p, pod_value("a", &[("v", "2")], "n2", "")),
+            ),
+        ];
+        for (case, request) in cases {
+            let mut one = TestReplica::open();
+            let mut other = TestReplica::open();
+            one.apply_batch(history()).await;
+            other.apply_batch(history()).await;
+            other.apply(request).await;
+            assert_ne!(
+                one.state.state_hash().await.unwrap(),
+                other.state.state_hash().await.unwrap(),
+                "{case}"
+            );
+        }
+    }
+}

@@ -214,11 +214,14 @@ mod tests {
         ObjectKey::new("Pod", namespace, name)
     }
 
+    /// namespace, name, labels, node, phase
+    type PodSpec<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+
     /// Pods over two namespaces and two nodes, a value that is not JSON, and
     /// an object of another kind.
     async fn cluster() -> TestReplica {
         let mut replica = TestReplica::open();
-        let pods: &[(&str, &str, &[(&str, &str)], &str, &str)] = &[
+        let pods: &[PodSpec<'_>] = &[
             ("default", "web-1", &[("app", "web")], "n1", "Running"),
             ("default", "web-0", &[("app", "web")], "n2", "Pending"),
             ("default", "db-0", &[("app", "db")], "n1", "Running"),

@@ -87,8 +87,12 @@ pub enum Request {
     /// later write sees the earlier ones (create then update works).
     Txn(Vec<Write>),
     /// Forgets the history at or below `revision` that no list or watch from
-    /// `revision` on needs (see [`super::compact`]). Through Raft, so that
-    /// every replica compacts at the same point of the log.
+    /// `revision` on needs: superseded changes, and deleted objects' last
+    /// change (as etcd compacts). Lists below and watches from below it then
+    /// fail as expired. Through Raft, so that every replica compacts at the
+    /// same point of the log. Answers [`Response::Compacted`], `Unchanged` at
+    /// or below the compacted revision, and a [`Rejection::CompactionAhead`]
+    /// above the current revision.
     Compact { revision: u64 },
 }
 

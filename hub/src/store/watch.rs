@@ -359,10 +359,12 @@ mod tests {
         }
     }
 
+    type Classified = Option<(EventType, Side)>;
+
     #[test]
     fn selector_transitions_become_added_and_deleted() {
         // (op, value matches, previous value matched, event)
-        let cases: &[(ChangeOp, bool, Option<bool>, Option<(EventType, Side)>)] = &[
+        let cases: &[(ChangeOp, bool, Option<bool>, Classified)] = &[
             (
                 ChangeOp::Create,
                 true,
@@ -406,6 +408,9 @@ mod tests {
         }
     }
 
+    /// The event a watch sees: its type and value.
+    type Seen = Option<(EventType, Vec<u8>)>;
+
     #[tokio::test]
     async fn selector_watches_see_objects_start_and_stop_matching() {
         let web = |node: &str| pod_value("p", &[("app", "web")], node, "");
@@ -413,11 +418,7 @@ mod tests {
         let p = key("default", "p");
         // Each step's write, and the event of a watch on app=web and of one
         // on spec.nodeName=n1 (None: no event).
-        let steps: Vec<(
-            Request,
-            Option<(EventType, Vec<u8>)>,
-            Option<(EventType, Vec<u8>)>,
-        )> = vec![
+        let steps: Vec<(Request, Seen, Seen)> = vec![
             (create(&p, db("n2")), None, None),
             (
                 update(&p, web("n2")),
