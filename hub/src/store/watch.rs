@@ -35,7 +35,8 @@ const PAGE_ROWS: usize = 512;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WatchRequest {
     /// Deliver changes with a revision above this one (a list's revision, or
-    /// the last event's revision to resume).
+    /// the last event's revision to resume). It may be ahead of this
+    /// replica (a revision seen on the leader): the watch then waits.
     pub from: u64,
     /// Only this kind; `None` watches every kind.
     pub kind: Option<String>,
@@ -168,12 +169,14 @@ fn read_page(
          FROM changes WHERE revision > ?"
         .to_owned();
     let mut params = vec![Value::Integer(after as i64)];
+    // `+column`: filter on the rows read in revision order, rather than
+    // have SQLite read a key index and sort the whole history.
     if let Some(kind) = &request.kind {
-        sql.push_str(" AND kind = ?");
+        sql.push_str(" AND +kind = ?");
         params.push(Value::Text(kind.clone()));
     }
     if let Some(namespace) = &request.namespace {
-        sql.push_str(" AND namespace = ?");
+        sql.push_str(" AND +namespace = ?");
         params.push(Value::Text(namespace.clone()));
     }
     sql.push_str(" ORDER BY revision, seq");
