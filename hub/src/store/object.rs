@@ -6,11 +6,17 @@
 //! that watchers can later resume from a revision. A request whose
 //! precondition fails changes nothing and is answered with a [`Rejection`]:
 //! that is a normal outcome of a committed entry, not a storage failure.
+//!
+//! The store reads into a value only to extract what lists select on
+//! (labels and `spec.nodeName`, see [`super::fields`]); any bytes are stored.
 
 use std::fmt;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
+
+use super::compact;
+use super::fields::Indexed;
 
 /// Identifies an object: its kind, its namespace (empty for cluster-scoped
 /// kinds) and its name.
@@ -42,7 +48,7 @@ impl fmt::Display for ObjectKey {
 }
 
 /// One change to one object. `value` is the object's JSON encoding as the API
-/// layer produced it; the store does not look inside.
+/// layer produced it; the store reads only its labels and `spec.nodeName`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Write {
     /// Creates the object; rejected if it exists.
@@ -80,6 +86,14 @@ pub enum Request {
     /// Several writes applied in order, all or nothing, at one revision. A
     /// later write sees the earlier ones (create then update works).
     Txn(Vec<Write>),
+    /// Forgets the history at or below `revision` that no list or watch from
+    /// `revision` on needs: superseded changes, and deleted objects' last
+    /// change (as etcd compacts). Lists below and watches from below it then
+    /// fail as expired. Through Raft, so that every replica compacts at the
+    /// same point of the log. Answers [`Response::Compacted`], `Unchanged` at
+    /// or below the compacted revision, and a [`Rejection::CompactionAhead`]
+    /// above the current revision.
+    Compact { revision: u64 },
 }
 
 /// What applying a log entry did.
@@ -96,8 +110,12 @@ pub enum Response {
         reason: Rejection,
     },
     /// An entry that changes no object (Raft's blank and membership entries,
-    /// an empty transaction); the store is at `revision`.
+    /// an empty transaction, a compaction at or below the compacted
+    /// revision); the store is at `revision`.
     Unchanged { revision: u64 },
+    /// The history at or below `compacted` was compacted; the store is still
+    /// at `revision`.
+    Compacted { revision: u64, compacted: u64 },
 }
 
 /// Why a write's precondition failed.
@@ -113,6 +131,8 @@ pub enum Rejection {
         expected: u64,
         actual: u64,
     },
+    #[error("cannot compact to revision {requested}: the store is at revision {current}")]
+    CompactionAhead { requested: u64, current: u64 },
 }
 
 /// An object as stored.
@@ -139,6 +159,16 @@ impl ChangeOp {
             ChangeOp::Create => "create",
             ChangeOp::Update => "update",
             ChangeOp::Delete => "delete",
+        }
+    }
+
+    /// The op of a change row (the table's CHECK allows only these three).
+    pub(super) fn parse(text: &str) -> Option<Self> {
+        match text {
+            "create" => Some(ChangeOp::Create),
+            "update" => Some(ChangeOp::Update),
+            "delete" => Some(ChangeOp::Delete),
+            _ => None,
         }
     }
 }
@@ -175,6 +205,7 @@ pub(super) fn apply(tx: &mut Transaction<'_>, request: &Request) -> rusqlite::Re
     let writes = match request {
         Request::Write(write) => std::slice::from_ref(write),
         Request::Txn(writes) => writes.as_slice(),
+        Request::Compact { revision } => return compact::apply(tx, *revision),
     };
     if writes.is_empty() {
         return Ok(Response::Unchanged { revision: current });
@@ -206,14 +237,30 @@ fn apply_write(
 ) -> rusqlite::Result<Result<(), Rejection>> {
     let key = write.key();
     let existing = get(conn, key)?;
-    let (op, value) = match (write, existing) {
+    let change = match (write, existing) {
         (Write::Create { value, .. }, None) => {
+            let indexed = Indexed::of(value);
             conn.prepare_cached(
-                "INSERT INTO objects (kind, namespace, name, value, create_revision, mod_revision)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                "INSERT INTO objects
+                     (kind, namespace, name, value, create_revision, mod_revision, labels, node_name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
             )?
-            .execute(params![key.kind, key.namespace, key.name, value, revision])?;
-            (ChangeOp::Create, value.as_slice())
+            .execute(params![
+                key.kind,
+                key.namespace,
+                key.name,
+                value,
+                revision,
+                indexed.labels,
+                indexed.node_name
+            ])?;
+            Change {
+                op: ChangeOp::Create,
+                value,
+                prev_value: None,
+                create_revision: revision,
+                indexed,
+            }
         }
         (Write::Create { .. }, Some(_)) => {
             return Ok(Err(Rejection::AlreadyExists { key: key.clone() }));
@@ -238,13 +285,35 @@ fn apply_write(
                 actual: object.resource_version,
             }));
         }
-        (Write::Update { value, .. }, Some(_)) => {
+        (Write::Update { value, .. }, Some(object)) => {
+            let indexed = Indexed::of(value);
             conn.prepare_cached(
-                "UPDATE objects SET value = ?4, mod_revision = ?5
+                "UPDATE objects SET value = ?4, mod_revision = ?5, labels = ?6, node_name = ?7
                  WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
             )?
-            .execute(params![key.kind, key.namespace, key.name, value, revision])?;
-            (ChangeOp::Update, value.as_slice())
+            .execute(params![
+                key.kind,
+                key.namespace,
+                key.name,
+                value,
+                revision,
+                indexed.labels,
+                indexed.node_name
+            ])?;
+            record_change(
+                conn,
+                revision,
+                seq,
+                key,
+                Change {
+                    op: ChangeOp::Update,
+                    value,
+                    prev_value: Some(&object.value),
+                    create_revision: object.create_revision,
+                    indexed,
+                },
+            )?;
+            return Ok(Ok(()));
         }
         (Write::Delete { .. }, Some(object)) => {
             conn.prepare_cached(
@@ -252,12 +321,33 @@ fn apply_write(
             )?
             .execute(params![key.kind, key.namespace, key.name])?;
             // A delete records the last value, as a watch's DELETED event shows it.
-            record_change(conn, revision, seq, key, ChangeOp::Delete, &object.value)?;
+            record_change(
+                conn,
+                revision,
+                seq,
+                key,
+                Change {
+                    op: ChangeOp::Delete,
+                    value: &object.value,
+                    prev_value: None,
+                    create_revision: object.create_revision,
+                    indexed: Indexed::of(&object.value),
+                },
+            )?;
             return Ok(Ok(()));
         }
     };
-    record_change(conn, revision, seq, key, op, value)?;
+    record_change(conn, revision, seq, key, change)?;
     Ok(Ok(()))
+}
+
+/// One row of the change log, besides its position and key.
+struct Change<'a> {
+    op: ChangeOp,
+    value: &'a [u8],
+    prev_value: Option<&'a [u8]>,
+    create_revision: u64,
+    indexed: Indexed,
 }
 
 fn record_change(
@@ -265,12 +355,12 @@ fn record_change(
     revision: u64,
     seq: usize,
     key: &ObjectKey,
-    op: ChangeOp,
-    value: &[u8],
+    change: Change<'_>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO changes (revision, seq, kind, namespace, name, op, value)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO changes (revision, seq, kind, namespace, name, op, value, prev_value,
+                              create_revision, labels, node_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         revision,
@@ -278,8 +368,12 @@ fn record_change(
         key.kind,
         key.namespace,
         key.name,
-        op.as_str(),
-        value
+        change.op.as_str(),
+        change.value,
+        change.prev_value,
+        change.create_revision,
+        change.indexed.labels,
+        change.indexed.node_name,
     ])?;
     Ok(())
 }

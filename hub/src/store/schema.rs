@@ -44,11 +44,15 @@ CREATE TABLE IF NOT EXISTS raft_log (
 CREATE TABLE IF NOT EXISTS sm_state (
     id           INTEGER PRIMARY KEY CHECK (id = 0),
     revision     INTEGER NOT NULL,
+    compacted    INTEGER NOT NULL,
     last_applied BLOB,
     membership   BLOB
 );
-INSERT OR IGNORE INTO sm_state (id, revision) VALUES (0, 0);
+INSERT OR IGNORE INTO sm_state (id, revision, compacted) VALUES (0, 0, 0);
 
+-- `labels` (the JSON text of metadata.labels, `{}` when none) and
+-- `node_name` (spec.nodeName, '' when none) are extracted from `value` at
+-- write time, so lists filter on them without parsing every object.
 CREATE TABLE IF NOT EXISTS objects (
     kind            TEXT NOT NULL,
     namespace       TEXT NOT NULL,
@@ -56,19 +60,33 @@ CREATE TABLE IF NOT EXISTS objects (
     value           BLOB NOT NULL,
     create_revision INTEGER NOT NULL,
     mod_revision    INTEGER NOT NULL,
+    labels          TEXT NOT NULL,
+    node_name       TEXT NOT NULL,
     PRIMARY KEY (kind, namespace, name)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_by_node ON objects (kind, node_name, namespace, name);
 
+-- The history of every object: one row per write, in (revision, seq) order.
+-- `value` is the value written (for a delete, the last value) and
+-- `prev_value` the value before (NULL for a create or a delete), so a watch
+-- with a selector sees an object start or stop matching. `labels` and
+-- `node_name` are those of `value`. Compaction keeps, for every revision at
+-- or above the compacted one, the newest row of each live key.
 CREATE TABLE IF NOT EXISTS changes (
-    revision  INTEGER NOT NULL,
-    seq       INTEGER NOT NULL,
-    kind      TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    name      TEXT NOT NULL,
-    op        TEXT NOT NULL CHECK (op IN ('create', 'update', 'delete')),
-    value     BLOB NOT NULL,
+    revision        INTEGER NOT NULL,
+    seq             INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    namespace       TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    op              TEXT NOT NULL CHECK (op IN ('create', 'update', 'delete')),
+    value           BLOB NOT NULL,
+    prev_value      BLOB,
+    create_revision INTEGER NOT NULL,
+    labels          TEXT NOT NULL,
+    node_name       TEXT NOT NULL,
     PRIMARY KEY (revision, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS changes_by_key ON changes (kind, namespace, name, revision, seq);
 
 CREATE TABLE IF NOT EXISTS snapshot (
     id   INTEGER PRIMARY KEY CHECK (id = 0),

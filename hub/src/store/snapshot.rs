@@ -164,8 +164,9 @@ pub(super) fn current(conn: &mut Connection) -> Result<Option<Snapshot>, StoreEr
 }
 
 /// Replaces the state machine with the snapshot `data` received from the
-/// leader, and makes it the current snapshot.
-pub(super) async fn install(db: &Db, meta: SnapshotMeta, data: Vec<u8>) -> Result<(), StoreError> {
+/// leader, and makes it the current snapshot. Answers the revision the store
+/// is at afterwards.
+pub(super) async fn install(db: &Db, meta: SnapshotMeta, data: Vec<u8>) -> Result<u64, StoreError> {
     let temp = temp_path(db.path(), "snapshot-install");
     db.call(move |conn| {
         let result = std::fs::write(&temp, &data)
@@ -186,7 +187,7 @@ fn install_from(
     file: &Path,
     meta: &SnapshotMeta,
     data: &[u8],
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let path = file.to_str().ok_or_else(|| StoreError::Io {
         action: "use a snapshot path that is not UTF-8:",
         path: file.to_owned(),
@@ -198,7 +199,8 @@ fn install_from(
     let detached = conn
         .execute("DETACH DATABASE snap", [])
         .sqlite("detach the received snapshot");
-    result.and(detached.map(|_| ()))
+    result.and(detached.map(|_| ()))?;
+    super::object::revision(conn).sqlite("read the installed revision")
 }
 
 fn check_attached(conn: &Connection) -> Result<(), StoreError> {
@@ -239,13 +241,20 @@ fn replace_state_machine(
     let tx = conn.transaction().sqlite("begin installing a snapshot")?;
     tx.execute_batch(
         "DELETE FROM main.objects;
-         INSERT INTO main.objects (kind, namespace, name, value, create_revision, mod_revision)
-             SELECT kind, namespace, name, value, create_revision, mod_revision FROM snap.objects;
+         INSERT INTO main.objects (kind, namespace, name, value, create_revision, mod_revision,
+                                   labels, node_name)
+             SELECT kind, namespace, name, value, create_revision, mod_revision,
+                    labels, node_name
+             FROM snap.objects;
          DELETE FROM main.changes;
-         INSERT INTO main.changes (revision, seq, kind, namespace, name, op, value)
-             SELECT revision, seq, kind, namespace, name, op, value FROM snap.changes;
+         INSERT INTO main.changes (revision, seq, kind, namespace, name, op, value, prev_value,
+                                   create_revision, labels, node_name)
+             SELECT revision, seq, kind, namespace, name, op, value, prev_value,
+                    create_revision, labels, node_name
+             FROM snap.changes;
          UPDATE main.sm_state
-             SET revision = (SELECT revision FROM snap.sm_state WHERE id = 0)
+             SET revision = (SELECT revision FROM snap.sm_state WHERE id = 0),
+                 compacted = (SELECT compacted FROM snap.sm_state WHERE id = 0)
              WHERE id = 0;",
     )
     .sqlite("copy the snapshot's tables")?;

@@ -1,36 +1,53 @@
 //! The state machine: applies committed entries to the object store, in the
-//! same database as the log.
+//! same database as the log, and answers reads of it from the reader thread.
+
+use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, OptionalSend, StorageIOError};
 use rusqlite::Connection;
+use tokio::sync::watch;
 
 use super::error::{SqliteContext, StoreError, decode, encode};
+use super::hash;
+use super::list::{self, ListPage, ListRequest};
 use super::object::{self, ObjectKey, Response, StoredObject};
+use super::read::{ReadError, Reader};
 use super::snapshot::{self, SnapshotBuilder};
 use super::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
+use super::watch::{self as watches, WatchRequest, Watcher};
 use super::worker::Db;
 
 /// openraft's state machine for one replica. Cloning it gives another handle
 /// on the same database, for reads beside Raft.
+///
+/// Reads (`get`, `revision`, `list`, `watch`, `state_hash`) are local: they
+/// see what this replica has applied, which may lag the leader. They run on
+/// the reader thread and never wait for Raft's writes.
 #[derive(Debug, Clone)]
 pub struct StateMachine {
     db: Db,
+    reader: Reader,
+    /// The revision applied so far, for watchers to wait on.
+    applied: Arc<watch::Sender<u64>>,
 }
 
 impl StateMachine {
-    pub(super) fn new(db: Db) -> Self {
-        StateMachine { db }
+    pub(super) fn new(db: Db, reader: Reader, revision: u64) -> Self {
+        StateMachine {
+            db,
+            reader,
+            applied: Arc::new(watch::Sender::new(revision)),
+        }
     }
 
-    /// Reads one object as this replica has applied it (a local read: it may
-    /// lag the leader).
+    /// Reads one object as this replica has applied it.
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<StoredObject>, StoreError> {
         let key = key.clone();
-        self.db
-            .call(move |conn| object::get(conn, &key).sqlite("read an object"))
+        self.reader
+            .read(move |tx| object::get(tx, &key).sqlite("read an object"))
             .await
     }
 
@@ -43,9 +60,46 @@ impl StateMachine {
 
     /// The revision of the last applied change on this replica.
     pub async fn revision(&self) -> Result<u64, StoreError> {
-        self.db
-            .call(|conn| object::revision(conn).sqlite("read the revision"))
+        self.reader
+            .read(|tx| object::revision(tx).sqlite("read the revision"))
             .await
+    }
+
+    /// One page of the objects `request` selects, all at one revision (see
+    /// [`ListRequest`] and [`ListAt`](super::ListAt)).
+    pub async fn list(&self, request: ListRequest) -> Result<ListPage, ReadError> {
+        self.reader.read(move |tx| list::list(tx, &request)).await
+    }
+
+    /// Starts watching the changes after `request.from`; fails with
+    /// [`ReadError::Expired`] if that history is compacted.
+    pub async fn watch(&self, request: WatchRequest) -> Result<Watcher, ReadError> {
+        let from = request.from;
+        self.reader
+            .read(move |tx| watches::check_start(tx, from))
+            .await?;
+        Ok(Watcher::new(
+            self.reader.clone(),
+            self.applied.subscribe(),
+            request,
+        ))
+    }
+
+    /// A SHA-256 digest of the state machine: equal on replicas that applied
+    /// the same requests (see the `hash` module).
+    pub async fn state_hash(&self) -> Result<[u8; 32], StoreError> {
+        self.reader
+            .read(|tx| hash::state_hash(tx).sqlite("hash the state machine"))
+            .await
+    }
+
+    /// Tells watchers the store is now at `revision`.
+    fn notify(&self, revision: u64) {
+        self.applied.send_if_modified(|applied| {
+            let changed = *applied != revision;
+            *applied = revision;
+            changed
+        });
     }
 }
 
@@ -65,10 +119,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        self.db
+        let (responses, revision) = self
+            .db
             .call(move |conn| apply(conn, entries))
             .await
-            .map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)).into())
+            .map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)))?;
+        self.notify(revision);
+        Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -86,11 +143,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Box<std::io::Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        snapshot::install(&self.db, meta.clone(), snapshot.into_inner())
+        let revision = snapshot::install(&self.db, meta.clone(), snapshot.into_inner())
             .await
             .map_err(|e| {
-                StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)).into()
-            })
+                StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
+            })?;
+        self.notify(revision);
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
@@ -123,9 +182,13 @@ pub(super) fn applied_state(
 }
 
 /// Applies `entries` in one transaction: one commit (one fsync) per batch.
-fn apply(conn: &mut Connection, entries: Vec<Entry>) -> Result<Vec<Response>, StoreError> {
+/// Answers the responses and the revision the store is at afterwards.
+fn apply(conn: &mut Connection, entries: Vec<Entry>) -> Result<(Vec<Response>, u64), StoreError> {
     let Some(last) = entries.last().map(|e| e.log_id) else {
-        return Ok(Vec::new());
+        return Ok((
+            Vec::new(),
+            object::revision(conn).sqlite("read the revision")?,
+        ));
     };
     let mut tx = conn.transaction().sqlite("begin applying entries")?;
     let mut responses = Vec::with_capacity(entries.len());
@@ -155,8 +218,9 @@ fn apply(conn: &mut Connection, entries: Vec<Entry>) -> Result<Vec<Response>, St
         )
         .sqlite("record the membership")?;
     }
+    let revision = object::revision(&tx).sqlite("read the revision")?;
     tx.commit().sqlite("commit applied entries")?;
-    Ok(responses)
+    Ok((responses, revision))
 }
 
 fn unchanged(conn: &Connection) -> Result<Response, StoreError> {

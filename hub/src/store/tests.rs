@@ -233,3 +233,84 @@ async fn a_snapshot_holds_only_state_machine_tables() {
         .unwrap();
     assert_eq!(changes, 4);
 }
+
+#[tokio::test]
+async fn a_snapshot_carries_history_columns_and_the_compacted_revision() {
+    use super::testing::{TestReplica, create, delete, pod_value, update};
+
+    let mut leader = TestReplica::open();
+    let p = |name: &str| ObjectKey::new("Pod", "ns", name);
+    leader
+        .apply_batch(vec![
+            create(&p("a"), pod_value("a", &[("app", "web")], "n1", "")),
+            create(&p("b"), pod_value("b", &[], "n2", "")),
+            update(&p("a"), pod_value("a", &[("app", "web")], "n2", "")),
+            delete(&p("b")),
+            Request::Compact { revision: 2 },
+            create(&p("c"), pod_value("c", &[("app", "web")], "n1", "")),
+        ])
+        .await;
+    let built = leader
+        .state
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+
+    let mut follower = TestReplica::open();
+    // Waiting on the follower from the leader's compacted revision: the
+    // install must wake it with the history after it.
+    let mut watcher = follower
+        .state
+        .watch(WatchRequest {
+            from: 2,
+            ..WatchRequest::default()
+        })
+        .await
+        .unwrap();
+    let mut received = follower.state.begin_receiving_snapshot().await.unwrap();
+    *received = *built.snapshot;
+    follower
+        .state
+        .install_snapshot(&built.meta, received)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        follower.state.state_hash().await.unwrap(),
+        leader.state.state_hash().await.unwrap()
+    );
+    let revisions: Vec<u64> = [
+        watcher.next().await.unwrap(),
+        watcher.next().await.unwrap(),
+        watcher.next().await.unwrap(),
+    ]
+    .iter()
+    .map(|e| e.revision)
+    .collect();
+    assert_eq!(revisions, [3, 4, 5]);
+    let on_node = |revision| ListRequest {
+        fields: flotilla_shared::selector::FieldSelector::parse("spec.nodeName=n1").unwrap(),
+        at: ListAt::Revision(revision),
+        ..ListRequest::new("Pod")
+    };
+    for revision in 2..=5 {
+        assert_eq!(
+            follower.state.list(on_node(revision)).await.unwrap(),
+            leader.state.list(on_node(revision)).await.unwrap(),
+            "at {revision}"
+        );
+    }
+    assert!(matches!(
+        follower.state.list(on_node(1)).await,
+        Err(ReadError::Expired {
+            requested: 1,
+            compacted: 2
+        })
+    ));
+    assert!(matches!(
+        follower.state.watch(WatchRequest::default()).await,
+        Err(ReadError::Expired { .. })
+    ));
+}

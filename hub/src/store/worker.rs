@@ -1,11 +1,12 @@
-//! The thread that owns the replica's SQLite connection.
+//! The threads that own the replica's SQLite connections.
 //!
 //! rusqlite is blocking, and a commit waits for an fsync: running it on the
 //! async runtime would stall every task on that worker. One dedicated thread
-//! owns the connection and runs jobs in the order they were sent, which also
-//! gives openraft the ordering it requires (a vote saved before an append is
-//! on disk before it; a read sent after an append sees it). Async callers get
-//! their answer through a oneshot channel.
+//! owns the writing connection and runs jobs in the order they were sent,
+//! which also gives openraft the ordering it requires (a vote saved before an
+//! append is on disk before it; a read sent after an append sees it). The
+//! reader ([`super::read`]) is a second such thread over a read-only
+//! connection. Async callers get their answer through a oneshot channel.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -19,7 +20,7 @@ use super::schema;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// A cloneable handle to the SQLite thread. The thread ends, after running
+/// A cloneable handle to a SQLite thread. The thread ends, after running
 /// every job already sent, when the last handle is dropped.
 #[derive(Debug, Clone)]
 pub(super) struct Db {
@@ -34,12 +35,16 @@ struct Inner {
 }
 
 impl Db {
-    /// Opens the database at `path` and starts its thread.
+    /// Opens the database at `path` and starts its writing thread.
     pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut conn = schema::open(path)?;
+        Db::spawn(schema::open(path)?, path, "flotilla-sqlite")
+    }
+
+    /// Starts a thread named `name` that owns `conn`, a connection to `path`.
+    pub(super) fn spawn(mut conn: Connection, path: &Path, name: &str) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = thread::Builder::new()
-            .name("flotilla-sqlite".into())
+            .name(name.into())
             .spawn(move || {
                 while let Ok(job) = queue.recv() {
                     job(&mut conn);
