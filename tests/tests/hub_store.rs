@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flotilla_hub::replica::{Client, ClientError, Consistency};
+use flotilla_hub::replica::{Client, Consistency};
 use flotilla_hub::store::{ObjectKey, Request, Response, Write};
 use flotilla_tests::hub::{Cluster, ClusterOptions};
 use flotilla_tests::lincheck::{self, CheckResult, Op, Output, Recorder};
@@ -205,14 +205,19 @@ async fn kill_9_of_the_leader_under_load_keeps_every_acknowledged_write_and_the_
                 .is_some()
         );
     }
-    let _: Option<ClientError> = None;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_leader_refuses_writes_the_majority_goes_on_and_healing_converges() {
     let cluster = Cluster::start(3, ClusterOptions::default());
     let old_leader = cluster.wait_for_leader(TIMEOUT).await;
-    applied(cluster.client(TIMEOUT).write(create("before", "1")).await.unwrap());
+    applied(
+        cluster
+            .client(TIMEOUT)
+            .write(create("before", "1"))
+            .await
+            .unwrap(),
+    );
 
     let partition = flotilla_tests::hub::Partition::isolate(&cluster, old_leader);
     // The cut-off leader can commit nothing: the write is not acknowledged.
@@ -223,14 +228,19 @@ async fn a_partitioned_leader_refuses_writes_the_majority_goes_on_and_healing_co
         "the minority acknowledged a write: {refused:?}"
     );
     // Nor can it serve a linearizable read.
-    let read = minority.get(key("before"), Consistency::Linearizable).await;
-    assert!(read.is_err(), "the minority served a linearizable read: {read:?}");
+    let served = minority.get(key("before"), Consistency::Linearizable).await;
+    assert!(
+        served.is_err(),
+        "the minority served a linearizable read: {served:?}"
+    );
     // The majority elects a new leader and goes on.
     let majority: Vec<usize> = (0..3).filter(|i| *i != old_leader).collect();
     let client = cluster.client_of(majority[0], TIMEOUT);
     let mut written = 0;
     for n in 0..20 {
-        if let Ok(Response::Applied { .. }) = client.write(create(&format!("majority-{n}"), "v")).await {
+        if let Ok(Response::Applied { .. }) =
+            client.write(create(&format!("majority-{n}"), "v")).await
+        {
             written += 1;
         }
     }
@@ -250,10 +260,23 @@ async fn a_partitioned_leader_refuses_writes_the_majority_goes_on_and_healing_co
     let converged = wait_converged(&cluster).await;
     assert!(converged.len() == 3);
     let any = cluster.client(TIMEOUT);
-    assert_eq!(read(&any, "minority", Consistency::Linearizable).await, None);
-    assert_eq!(read(&any, "majority-19", Consistency::Linearizable).await.as_deref(), Some("v"));
+    assert_eq!(
+        read(&any, "minority", Consistency::Linearizable).await,
+        None
+    );
+    assert_eq!(
+        read(&any, "majority-19", Consistency::Linearizable)
+            .await
+            .as_deref(),
+        Some("v")
+    );
     let stale = cluster.client_of(old_leader, TIMEOUT);
-    assert_eq!(read(&stale, "majority-19", Consistency::Stale).await.as_deref(), Some("v"));
+    assert_eq!(
+        read(&stale, "majority-19", Consistency::Stale)
+            .await
+            .as_deref(),
+        Some("v")
+    );
 }
 
 /// Waits until every running replica has applied the same log index and
@@ -274,7 +297,10 @@ async fn wait_converged(cluster: &Cluster) -> Vec<(u64, String)> {
         if states.len() == running && states.windows(2).all(|w| w[0] == w[1]) {
             return states;
         }
-        assert!(Instant::now() < deadline, "replicas did not converge: {states:?}");
+        assert!(
+            Instant::now() < deadline,
+            "replicas did not converge: {states:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -305,10 +331,17 @@ async fn replicas_killed_in_the_middle_of_commits_restart_consistent_and_catch_u
         tokio::time::sleep(Duration::from_millis(700 + 130 * round)).await;
         // Alternate between the leader and a follower.
         let leader = cluster.wait_for_leader(Duration::from_secs(20)).await;
-        let victim = if round % 2 == 0 { leader } else { (leader + 1) % 3 };
+        let victim = if round % 2 == 0 {
+            leader
+        } else {
+            (leader + 1) % 3
+        };
         cluster.kill(victim);
         let check = flotilla_tests::hub::integrity_check(&cluster.replicas[victim].db());
-        assert_eq!(check, "ok", "replica {victim} after kill -9 in round {round}");
+        assert_eq!(
+            check, "ok",
+            "replica {victim} after kill -9 in round {round}"
+        );
         cluster.spawn(victim);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -316,7 +349,11 @@ async fn replicas_killed_in_the_middle_of_commits_restart_consistent_and_catch_u
     for writer in writers {
         acked.extend(writer.await.unwrap());
     }
-    assert!(acked.len() > 50, "too few acknowledged writes: {}", acked.len());
+    assert!(
+        acked.len() > 50,
+        "too few acknowledged writes: {}",
+        acked.len()
+    );
     cluster.wait_for_leader(TIMEOUT).await;
     wait_converged(&cluster).await;
     // Every acknowledged write is on every replica.
@@ -343,7 +380,11 @@ async fn replicas_join_to_five_leave_again_and_a_lagging_one_gets_a_snapshot() {
     let fourth = cluster.add_replica();
     let fifth = cluster.add_replica();
     let status = client.status().await.unwrap();
-    assert_eq!(status.members.iter().filter(|m| m.voter).count(), 5, "{status:?}");
+    assert_eq!(
+        status.members.iter().filter(|m| m.voter).count(),
+        5,
+        "{status:?}"
+    );
 
     // A replica that is down while the log moves past a snapshot receives
     // the snapshot when it comes back.
@@ -353,22 +394,40 @@ async fn replicas_join_to_five_leave_again_and_a_lagging_one_gets_a_snapshot() {
     }
     cluster.spawn(fourth);
     wait_converged(&cluster).await;
-    let log = std::fs::read_to_string(cluster.replicas[fourth].data_dir.with_extension("log")).unwrap();
-    assert!(log.contains("installed a snapshot"), "replica {fourth} caught up without a snapshot:\n{log}");
+    let log =
+        std::fs::read_to_string(cluster.replicas[fourth].data_dir.with_extension("log")).unwrap();
+    assert!(
+        log.contains("installed a snapshot"),
+        "replica {fourth} caught up without a snapshot:\n{log}"
+    );
     let lagger = cluster.client_of(fourth, TIMEOUT);
-    assert_eq!(read(&lagger, "s299", Consistency::Stale).await.as_deref(), Some("v"));
+    assert_eq!(
+        read(&lagger, "s299", Consistency::Stale).await.as_deref(),
+        Some("v")
+    );
 
     // Remove a follower, then the leader itself: writes go on with three.
     let leader = cluster.wait_for_leader(TIMEOUT).await;
     let follower = (0..5).find(|i| *i != leader && *i != fourth).unwrap();
-    client.remove(cluster.replicas[follower].id.unwrap()).await.unwrap();
+    client
+        .remove(cluster.replicas[follower].id.unwrap())
+        .await
+        .unwrap();
     cluster.kill(follower);
-    client.remove(cluster.replicas[leader].id.unwrap()).await.unwrap();
+    client
+        .remove(cluster.replicas[leader].id.unwrap())
+        .await
+        .unwrap();
     cluster.kill(leader);
     let rest = cluster.client(TIMEOUT);
     applied(rest.write(create("after-removal", "v")).await.unwrap());
     let status = rest.status().await.unwrap();
-    let voters: Vec<u64> = status.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+    let voters: Vec<u64> = status
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.id)
+        .collect();
     assert_eq!(voters.len(), 3, "{status:?}");
     assert!(!voters.contains(&cluster.replicas[leader].id.unwrap()));
     assert!(!voters.contains(&cluster.replicas[follower].id.unwrap()));

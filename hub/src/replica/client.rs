@@ -147,6 +147,17 @@ impl Client {
         }
     }
 
+    /// The applied log index and state digest of the replica in use.
+    pub async fn state_hash(&self) -> Result<(u64, String), ClientError> {
+        match self.call(&Rpc::StateHash).await? {
+            Reply::StateHash {
+                applied_index,
+                hash,
+            } => Ok((applied_index, hash)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn done(&self, rpc: &Rpc) -> Result<(), ClientError> {
         match self.call(rpc).await? {
             Reply::Done => Ok(()),

@@ -192,6 +192,12 @@ impl Node {
             Rpc::Remove { id } => answer(self.remove(id).await, |()| Reply::Done),
             Rpc::Status => answer(self.status().await, Reply::Status),
             Rpc::Backup => answer(self.backup().await, Reply::Backup),
+            Rpc::StateHash => answer(self.state_hash().await, |(applied_index, hash)| {
+                Reply::StateHash {
+                    applied_index,
+                    hash,
+                }
+            }),
         }
     }
 
@@ -454,6 +460,27 @@ impl Node {
             last_applied_index: metrics.last_applied.map(|id| id.index),
             revision,
         })
+    }
+
+    /// The applied log index and the state machine's digest, read together
+    /// (retried if an apply lands in between).
+    pub async fn state_hash(&self) -> Result<(u64, String), Failure> {
+        loop {
+            let before = self.applied_index();
+            let hash = self.state.state_hash().await.map_err(internal)?;
+            if self.applied_index() == before {
+                let hex = hash.iter().map(|b| format!("{b:02x}")).collect();
+                return Ok((before, hex));
+            }
+        }
+    }
+
+    fn applied_index(&self) -> u64 {
+        self.raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |id| id.index)
     }
 
     /// A consistent copy of the state machine as of a linearizable read.

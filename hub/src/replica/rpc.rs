@@ -61,6 +61,9 @@ pub enum Rpc {
     Status,
     /// A consistent copy of the state machine (a SQLite database file).
     Backup,
+    /// The replica's applied log index and the digest of its state machine
+    /// (a local read: replicas that have applied the same log agree).
+    StateHash,
 }
 
 impl Rpc {
@@ -107,6 +110,7 @@ pub enum Reply {
     Done,
     Status(Status),
     Backup(Vec<u8>),
+    StateHash { applied_index: u64, hash: String },
     Failed(Failure),
 }
 

@@ -51,7 +51,8 @@ impl Role {
             | Rpc::Join { .. }
             | Rpc::Remove { .. }
             | Rpc::Status
-            | Rpc::Backup => true,
+            | Rpc::Backup
+            | Rpc::StateHash => true,
         }
     }
 }

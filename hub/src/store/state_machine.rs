@@ -148,6 +148,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| {
                 StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
             })?;
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            revision,
+            "installed a snapshot from the leader"
+        );
         self.notify(revision);
         Ok(())
     }

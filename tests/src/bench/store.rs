@@ -43,7 +43,13 @@ fn key(name: &str) -> ObjectKey {
 /// Acknowledged keys, to read back at the end.
 type Acked = Arc<Mutex<Vec<String>>>;
 
-async fn hub_writes(cluster: &Cluster, clients: usize, duration: Duration, tag: &str, acked: &Acked) -> LoadStats {
+async fn hub_writes(
+    cluster: &Cluster,
+    clients: usize,
+    duration: Duration,
+    tag: &str,
+    acked: &Acked,
+) -> LoadStats {
     let connections: Arc<Vec<Client>> = Arc::new(
         (0..clients)
             .map(|_| cluster.client(Duration::from_secs(10)))
@@ -168,13 +174,18 @@ async fn lost_writes(cluster: &Cluster, acked: &Acked) -> usize {
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 { (a / b * 1000.0).round() / 1000.0 } else { 0.0 }
+    if b > 0.0 {
+        (a / b * 1000.0).round() / 1000.0
+    } else {
+        0.0
+    }
 }
 
 fn p99(mut gaps: Vec<Duration>) -> f64 {
     gaps.sort_unstable();
     let rank = ((gaps.len() as f64) * 0.99).ceil() as usize;
-    gaps.get(rank.max(1) - 1).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    gaps.get(rank.max(1) - 1)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
 /// Runs the benchmark and returns its figures, the last line of the report.

@@ -34,8 +34,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Store { quick } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(bench::store::run(quick))?
-            .to_string(),
+            .block_on(bench::store::run(quick))?,
     };
     println!("{line}");
     Ok(())
