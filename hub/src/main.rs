@@ -38,6 +38,21 @@ enum Command {
     /// Operate a running cluster: status, remove a replica, back up.
     #[command(subcommand)]
     Cluster(Cluster),
+    /// Create the data directory of a new cluster's first replica from a
+    /// backup; then start it with `server --data-dir` (it bootstraps a new
+    /// cluster with a new CA, and other replicas join it).
+    Restore {
+        /// A file written by `cluster backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new replica's data directory (must not hold a database yet).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// How far the revision moves ahead of the backup's, so that every
+        /// revision clients and devices saw before is behind the new cluster.
+        #[arg(long, default_value_t = flotilla_hub::store::DEFAULT_REVISION_BUMP)]
+        bump_revision: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -58,10 +73,10 @@ struct Server {
     #[arg(long)]
     ca_from: Option<PathBuf>,
     /// Leader heartbeat interval, in milliseconds.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
     /// Election timeout range, in milliseconds (min and max).
-    #[arg(long, num_args = 2, default_values_t = [400, 800])]
+    #[arg(long, num_args = 2, default_values_t = [250, 500])]
     election_timeout_ms: Vec<u64>,
     /// Build a snapshot (and purge the log before it) every this many entries.
     #[arg(long, default_value_t = 20_000)]
@@ -128,6 +143,29 @@ fn main() -> anyhow::Result<ExitCode> {
             Command::Check { .. } => unreachable!("handled above"),
             Command::Server(args) => run_server(args).await,
             Command::Cluster(cluster) => run_cluster(cluster).await,
+            Command::Restore {
+                from,
+                data_dir,
+                bump_revision,
+            } => {
+                let backup = std::fs::read(&from)
+                    .with_context(|| format!("read the backup {}", from.display()))?;
+                std::fs::create_dir_all(&data_dir)
+                    .with_context(|| format!("create {}", data_dir.display()))?;
+                let restored = flotilla_hub::store::restore(
+                    &server::db_path(&data_dir),
+                    &backup,
+                    bump_revision,
+                )
+                .context("restore the backup")?;
+                eprintln!(
+                    "restored revision {} as revision {} into {}",
+                    restored.backup_revision,
+                    restored.revision,
+                    data_dir.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
         }
     })
 }
@@ -210,7 +248,7 @@ fn status_json(status: &flotilla_hub::replica::Status) -> String {
         .collect();
     let opt = |v: Option<u64>| v.map_or("null".to_owned(), |v| v.to_string());
     format!(
-        "{{\"id\":{},\"addr\":{:?},\"leader\":{},\"term\":{},\"members\":[{}],\"last_log_index\":{},\"last_applied_index\":{},\"revision\":{}}}",
+        "{{\"id\":{},\"addr\":{:?},\"leader\":{},\"term\":{},\"members\":[{}],\"last_log_index\":{},\"last_applied_index\":{},\"revision\":{},\"log_appends\":{},\"log_commits\":{}}}",
         status.id,
         status.addr,
         opt(status.leader),
@@ -218,7 +256,9 @@ fn status_json(status: &flotilla_hub::replica::Status) -> String {
         members.join(","),
         opt(status.last_log_index),
         opt(status.last_applied_index),
-        status.revision
+        status.revision,
+        status.log_appends,
+        status.log_commits
     )
 }
 

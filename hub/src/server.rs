@@ -267,7 +267,7 @@ mod tests {
     fn the_replica_id_is_chosen_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let id = replica_id(dir.path()).unwrap();
-        assert!(id >= 1 && id < 1 << 53);
+        assert!((1..1 << 53).contains(&id));
         assert_eq!(replica_id(dir.path()).unwrap(), id);
         std::fs::write(dir.path().join("replica-id"), "garbage").unwrap();
         let err = replica_id(dir.path()).unwrap_err();

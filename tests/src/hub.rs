@@ -49,8 +49,8 @@ pub struct ClusterOptions {
 impl Default for ClusterOptions {
     fn default() -> Self {
         ClusterOptions {
-            heartbeat_ms: 100,
-            election_timeout_ms: (400, 800),
+            heartbeat_ms: 50,
+            election_timeout_ms: (250, 500),
             snapshot_after_entries: 20_000,
         }
     }
@@ -202,6 +202,28 @@ impl Cluster {
                 panic!("replica {i} did not become ready in 60 s; its log:\n{log}");
             }
         }
+    }
+
+    /// Starts a one-replica cluster from an existing data directory (a
+    /// restored backup), with its files beside it.
+    pub fn resume_single(data_dir: &Path) -> Cluster {
+        let root = tempfile::tempdir().expect("temp dir");
+        let net = loopback_net();
+        let ip = Ipv4Addr::new(net[0], net[1], net[2], 1);
+        let mut cluster = Cluster {
+            _root: root,
+            bin: hub_binary(),
+            options: ClusterOptions::default(),
+            replicas: vec![Replica {
+                addr: format!("{ip}:{}", free_port(ip)),
+                ip,
+                data_dir: data_dir.to_owned(),
+                id: None,
+                child: None,
+            }],
+        };
+        cluster.spawn(0);
+        cluster
     }
 
     /// Starts one more replica, which joins the cluster; returns its index.

@@ -8,6 +8,7 @@
 //! - [`service`]: the listener and who may ask what.
 //! - [`client`]: a store client that follows the leader across replicas.
 
+mod batcher;
 pub mod client;
 pub mod node;
 pub mod peers;

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::store::{self, NodeId, ObjectKey, Request, Response, StateMachine, StoredObject};
 
+use super::batcher::Batcher;
 use super::peers::{Network, Peers};
 use super::rpc::{Consistency, Failure, Member, Reply, Rpc, Status};
 use super::types::Raft;
@@ -34,8 +35,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            heartbeat: Duration::from_millis(100),
-            election_timeout: (Duration::from_millis(400), Duration::from_millis(800)),
+            heartbeat: Duration::from_millis(50),
+            election_timeout: (Duration::from_millis(250), Duration::from_millis(500)),
             snapshot_after_entries: 20_000,
             request_timeout: Duration::from_secs(5),
         }
@@ -73,7 +74,7 @@ pub enum NodeError {
     #[error("open the replica's store")]
     Store(#[from] store::StoreError),
     #[error("start raft")]
-    Raft(#[source] openraft::error::Fatal<NodeId>),
+    Raft(#[source] Box<openraft::error::Fatal<NodeId>>),
 }
 
 /// A running replica.
@@ -84,6 +85,8 @@ pub struct Node {
     state: StateMachine,
     peers: Arc<Peers>,
     options: Options,
+    appends: Arc<store::AppendStats>,
+    batcher: Batcher,
 }
 
 impl std::fmt::Debug for Node {
@@ -111,9 +114,11 @@ impl Node {
     ) -> Result<Arc<Node>, NodeError> {
         let config = Arc::new(options.raft_config()?);
         let (log, state) = store::open(db)?;
+        let appends = log.append_stats();
         let raft = Raft::new(id, config, Network::new(peers.clone()), log, state.clone())
             .await
-            .map_err(NodeError::Raft)?;
+            .map_err(|e| NodeError::Raft(Box::new(e)))?;
+        let batcher = Batcher::start(raft.clone());
         Ok(Arc::new(Node {
             id,
             addr,
@@ -121,6 +126,8 @@ impl Node {
             state,
             peers,
             options,
+            appends,
+            batcher,
         }))
     }
 
@@ -208,14 +215,14 @@ impl Node {
         let deadline = Instant::now() + self.options.request_timeout;
         loop {
             let outcome =
-                tokio::time::timeout_at(deadline, self.raft.client_write(request.clone())).await;
+                tokio::time::timeout_at(deadline, self.batcher.write(request.clone())).await;
             let forward = match outcome {
                 Err(_) => {
                     return Err(Failure::Unknown {
                         reason: format!("not committed within {:?}", self.options.request_timeout),
                     });
                 }
-                Ok(Ok(written)) => return Ok(written.data),
+                Ok(Ok(response)) => return Ok(response),
                 // openraft answers ForwardToLeader only for entries it never
                 // appended or truncated: nothing was done.
                 Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => f,
@@ -459,6 +466,8 @@ impl Node {
             last_log_index: metrics.last_log_index,
             last_applied_index: metrics.last_applied.map(|id| id.index),
             revision,
+            log_appends: self.appends.get().0,
+            log_commits: self.appends.get().1,
         })
     }
 

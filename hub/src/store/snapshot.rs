@@ -44,7 +44,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 }
 
 /// A path beside the database for a temporary snapshot file.
-fn temp_path(db: &Path, purpose: &str) -> PathBuf {
+pub(super) fn temp_path(db: &Path, purpose: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut name = db.file_name().unwrap_or_default().to_os_string();
@@ -203,7 +203,7 @@ fn install_from(
     super::object::revision(conn).sqlite("read the installed revision")
 }
 
-fn check_attached(conn: &Connection) -> Result<(), StoreError> {
+pub(super) fn check_attached(conn: &Connection) -> Result<(), StoreError> {
     let bad = |reason: String| StoreError::BadSnapshot { reason };
     let check: String = conn
         .query_row("PRAGMA snap.quick_check", [], |r| r.get(0))
@@ -239,7 +239,25 @@ fn replace_state_machine(
     data: &[u8],
 ) -> Result<(), StoreError> {
     let tx = conn.transaction().sqlite("begin installing a snapshot")?;
-    tx.execute_batch(
+    copy_tables(&tx)?;
+    tx.execute(
+        "UPDATE main.sm_state SET last_applied = ?1, membership = ?2 WHERE id = 0",
+        params![
+            meta.last_log_id
+                .map(|id| encode("the last applied log id", &id))
+                .transpose()?,
+            encode("the last membership", &meta.last_membership)?,
+        ],
+    )
+    .sqlite("record the snapshot's applied state")?;
+    save_current(&tx, meta, data)?;
+    tx.commit().sqlite("commit the installed snapshot")
+}
+
+/// Replaces the state machine tables of `main` with those of the attached
+/// database `snap` (inside the caller's transaction).
+pub(super) fn copy_tables(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
         "DELETE FROM main.objects;
          INSERT INTO main.objects (kind, namespace, name, value, create_revision, mod_revision,
                                    labels, node_name)
@@ -258,16 +276,5 @@ fn replace_state_machine(
              WHERE id = 0;",
     )
     .sqlite("copy the snapshot's tables")?;
-    tx.execute(
-        "UPDATE main.sm_state SET last_applied = ?1, membership = ?2 WHERE id = 0",
-        params![
-            meta.last_log_id
-                .map(|id| encode("the last applied log id", &id))
-                .transpose()?,
-            encode("the last membership", &meta.last_membership)?,
-        ],
-    )
-    .sqlite("record the snapshot's applied state")?;
-    save_current(&tx, meta, data)?;
-    tx.commit().sqlite("commit the installed snapshot")
+    Ok(())
 }

@@ -186,9 +186,25 @@ pub(super) fn applied_state(
     Ok((applied, membership))
 }
 
-/// Applies `entries` in one transaction: one commit (one fsync) per batch.
-/// Answers the responses and the revision the store is at afterwards.
+/// Applies `entries` in one transaction per batch, committed without an
+/// fsync of its own (`synchronous=NORMAL` for this commit only).
+///
+/// That is safe because applying only replays the log: the entries are
+/// already durable in the same WAL, and the WAL is a single file synced in
+/// order, so the next synced commit (an append, a vote, a purge) makes this
+/// one durable too. A power cut before then loses at most the latest
+/// applies, which leaves `last_applied` behind the log and openraft applies
+/// those entries again at start-up (they are deterministic). It can never
+/// leave the state machine ahead of the durable log. Snapshots are saved
+/// with full sync, before the log under them is purged.
 fn apply(conn: &mut Connection, entries: Vec<Entry>) -> Result<(Vec<Response>, u64), StoreError> {
+    super::log_store::relaxed(conn, |conn| apply_batch(conn, entries))
+}
+
+fn apply_batch(
+    conn: &mut Connection,
+    entries: Vec<Entry>,
+) -> Result<(Vec<Response>, u64), StoreError> {
     let Some(last) = entries.last().map(|e| e.log_id) else {
         return Ok((
             Vec::new(),
@@ -211,11 +227,10 @@ fn apply(conn: &mut Connection, entries: Vec<Entry>) -> Result<(Vec<Response>, u
         };
         responses.push(response);
     }
-    tx.execute(
-        "UPDATE sm_state SET last_applied = ?1 WHERE id = 0",
-        [encode("the last applied log id", &last)?],
-    )
-    .sqlite("record the last applied entry")?;
+    let last = encode("the last applied log id", &last)?;
+    tx.prepare_cached("UPDATE sm_state SET last_applied = ?1 WHERE id = 0")
+        .and_then(|mut stmt| stmt.execute([last]))
+        .sqlite("record the last applied entry")?;
     if let Some(membership) = membership {
         tx.execute(
             "UPDATE sm_state SET membership = ?1 WHERE id = 0",
