@@ -19,7 +19,10 @@ use flotilla_hub::server;
 use tempfile::TempDir;
 
 /// The `flotilla-hub` binary: `$FLOTILLA_HUB_BIN`, else beside the running
-/// test or benchmark binary (`target/<profile>/`).
+/// test or benchmark binary (`target/<profile>/`). `cargo test` builds only
+/// each package's own binaries: build this one first
+/// (`cargo build --workspace --bins`, as `scripts/test.sh` does), or a stale
+/// one is tested.
 pub fn hub_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("FLOTILLA_HUB_BIN") {
         return PathBuf::from(path);
