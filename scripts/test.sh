@@ -14,6 +14,9 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests (x86_64)"
+# The end-to-end tests start the flotilla-hub binary as real processes:
+# build it first (cargo test builds only each package's own binaries).
+cargo build --workspace --bins --locked
 cargo test --workspace --locked
 
 step "static agent builds"
@@ -30,3 +33,5 @@ scripts/fuzz.sh decode 30
 
 step "benchmark smoke"
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- codec --quick
+cargo build --locked --release -q -p flotilla-hub --bin flotilla-hub
+cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- store --quick

@@ -10,4 +10,6 @@
 
 pub mod check;
 pub mod pki;
+pub mod replica;
+pub mod server;
 pub mod store;

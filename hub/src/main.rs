@@ -1,10 +1,15 @@
 //! The `flotilla-hub` command line.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use flotilla_hub::check;
+use flotilla_hub::replica::{Client, Dialer, Options};
+use flotilla_hub::server::{self, ServerArgs};
 use flotilla_shared::manifest::FieldValidation;
 
 /// Flotilla's control plane.
@@ -27,6 +32,86 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Validate::Strict)]
         validate: Validate,
     },
+    /// Start (or resume) a hub replica. With no --join, a new data directory
+    /// becomes a one-replica cluster.
+    Server(Server),
+    /// Operate a running cluster: status, remove a replica, back up.
+    #[command(subcommand)]
+    Cluster(Cluster),
+    /// Create the data directory of a new cluster's first replica from a
+    /// backup; then start it with `server --data-dir` (it bootstraps a new
+    /// cluster with a new CA, and other replicas join it).
+    Restore {
+        /// A file written by `cluster backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new replica's data directory (must not hold a database yet).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// How far the revision moves ahead of the backup's, so that every
+        /// revision clients and devices saw before is behind the new cluster.
+        #[arg(long, default_value_t = flotilla_hub::store::DEFAULT_REVISION_BUMP)]
+        bump_revision: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Server {
+    /// The replica's data directory (database, id, certificates).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address for replicas and store clients.
+    #[arg(long, default_value = "127.0.0.1:7420")]
+    listen: SocketAddr,
+    /// Address other replicas reach this one at (default: --listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// A replica of an existing cluster to join.
+    #[arg(long, requires = "ca_from")]
+    join: Option<String>,
+    /// Directory holding the cluster's ca.crt and ca.key (to join).
+    #[arg(long)]
+    ca_from: Option<PathBuf>,
+    /// Leader heartbeat interval, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    heartbeat_ms: u64,
+    /// Election timeout range, in milliseconds (min and max).
+    #[arg(long, num_args = 2, default_values_t = [250, 500])]
+    election_timeout_ms: Vec<u64>,
+    /// Build a snapshot (and purge the log before it) every this many entries.
+    #[arg(long, default_value_t = 20_000)]
+    snapshot_after_entries: u64,
+}
+
+#[derive(Debug, Args)]
+struct Connect {
+    /// Replicas to talk to (`host:port`), tried in order.
+    #[arg(long = "server", required = true, value_delimiter = ',')]
+    servers: Vec<String>,
+    /// A PKI directory with ca.crt, admin.crt and admin.key (a replica's
+    /// `DATA_DIR/pki` has them).
+    #[arg(long)]
+    pki: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cluster {
+    /// Print a replica's view of the cluster as JSON.
+    Status(Connect),
+    /// Remove a replica (by id) from the cluster.
+    Remove {
+        #[command(flatten)]
+        connect: Connect,
+        #[arg(long)]
+        id: u64,
+    },
+    /// Write a consistent backup of the store to a file.
+    Backup {
+        #[command(flatten)]
+        connect: Connect,
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -37,39 +122,176 @@ enum Validate {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    match Cli::parse().command {
-        Command::Check { files, validate } => {
-            let mode = match validate {
-                Validate::Strict => FieldValidation::Strict,
-                Validate::Warn => FieldValidation::Warn,
-                Validate::Ignore => FieldValidation::Ignore,
-            };
-            let reports = check::check_paths(&files, mode)?;
-            let mut ok = true;
-            for file in &reports {
-                ok &= file.is_ok();
-                match &file.outcome {
-                    Err(e) => eprintln!("error: {}: {e}", file.path.display()),
-                    Ok(objects) => {
-                        for object in objects {
-                            for warning in &object.warnings {
-                                eprintln!("Warning: {}: {warning}", object.reference);
-                            }
-                            match &object.error {
-                                None => {
-                                    println!("{} valid ({})", object.reference, file.path.display())
-                                }
-                                Some(error) => eprintln!("error: {}: {error}", file.path.display()),
-                            }
+    let command = Cli::parse().command;
+    if let Command::Check { files, validate } = command {
+        return check_files(&files, validate);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(async move {
+        match command {
+            Command::Check { .. } => unreachable!("handled above"),
+            Command::Server(args) => run_server(args).await,
+            Command::Cluster(cluster) => run_cluster(cluster).await,
+            Command::Restore {
+                from,
+                data_dir,
+                bump_revision,
+            } => {
+                let backup = std::fs::read(&from)
+                    .with_context(|| format!("read the backup {}", from.display()))?;
+                std::fs::create_dir_all(&data_dir)
+                    .with_context(|| format!("create {}", data_dir.display()))?;
+                let restored = flotilla_hub::store::restore(
+                    &server::db_path(&data_dir),
+                    &backup,
+                    bump_revision,
+                )
+                .context("restore the backup")?;
+                eprintln!(
+                    "restored revision {} as revision {} into {}",
+                    restored.backup_revision,
+                    restored.revision,
+                    data_dir.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+async fn run_server(args: Server) -> anyhow::Result<ExitCode> {
+    let [min, max] = args.election_timeout_ms[..] else {
+        anyhow::bail!("--election-timeout-ms takes two values");
+    };
+    let options = Options {
+        heartbeat: Duration::from_millis(args.heartbeat_ms),
+        election_timeout: (Duration::from_millis(min), Duration::from_millis(max)),
+        snapshot_after_entries: args.snapshot_after_entries,
+        ..Options::default()
+    };
+    let server_args = ServerArgs {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        advertise: args.advertise,
+        join: args.join,
+        ca_from: args.ca_from,
+        options,
+    };
+    server::run(server_args, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn admin_client(connect: &Connect) -> anyhow::Result<Client> {
+    let tls = server::admin_client_config(&connect.pki)
+        .with_context(|| format!("load the admin certificate from {}", connect.pki.display()))?;
+    Ok(Client::new(
+        connect.servers.clone(),
+        Dialer::new(tls, None),
+        Duration::from_secs(30),
+    ))
+}
+
+async fn run_cluster(cluster: Cluster) -> anyhow::Result<ExitCode> {
+    match cluster {
+        Cluster::Status(connect) => {
+            let status = admin_client(&connect)?.status().await?;
+            println!("{}", status_json(&status));
+        }
+        Cluster::Remove { connect, id } => {
+            admin_client(&connect)?.remove(id).await?;
+            eprintln!("removed replica {id}");
+        }
+        Cluster::Backup { connect, to } => {
+            let bytes = admin_client(&connect)?.backup().await?;
+            server::write_atomically(&to, &bytes)?;
+            eprintln!(
+                "backup of {} bytes written to {}",
+                bytes.len(),
+                to.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_json(status: &flotilla_hub::replica::Status) -> String {
+    let members: Vec<String> = status
+        .members
+        .iter()
+        .map(|m| {
+            format!(
+                "{{\"id\":{},\"addr\":{:?},\"voter\":{}}}",
+                m.id, m.addr, m.voter
+            )
+        })
+        .collect();
+    let opt = |v: Option<u64>| v.map_or("null".to_owned(), |v| v.to_string());
+    format!(
+        "{{\"id\":{},\"addr\":{:?},\"leader\":{},\"term\":{},\"members\":[{}],\"last_log_index\":{},\"last_applied_index\":{},\"revision\":{},\"log_appends\":{},\"log_commits\":{}}}",
+        status.id,
+        status.addr,
+        opt(status.leader),
+        status.term,
+        members.join(","),
+        opt(status.last_log_index),
+        opt(status.last_applied_index),
+        status.revision,
+        status.log_appends,
+        status.log_commits
+    )
+}
+
+fn check_files(files: &[PathBuf], validate: Validate) -> anyhow::Result<ExitCode> {
+    let mode = match validate {
+        Validate::Strict => FieldValidation::Strict,
+        Validate::Warn => FieldValidation::Warn,
+        Validate::Ignore => FieldValidation::Ignore,
+    };
+    let reports = check::check_paths(files, mode)?;
+    let mut ok = true;
+    for file in &reports {
+        ok &= file.is_ok();
+        match &file.outcome {
+            Err(e) => eprintln!("error: {}: {e}", file.path.display()),
+            Ok(objects) => {
+                for object in objects {
+                    for warning in &object.warnings {
+                        eprintln!("Warning: {}: {warning}", object.reference);
+                    }
+                    match &object.error {
+                        None => {
+                            println!("{} valid ({})", object.reference, file.path.display())
                         }
+                        Some(error) => eprintln!("error: {}: {error}", file.path.display()),
                     }
                 }
             }
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
         }
     }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

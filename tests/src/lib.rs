@@ -5,4 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod hub;
 pub mod lincheck;

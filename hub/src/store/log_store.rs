@@ -1,9 +1,12 @@
 //! The Raft log, vote and committed position, in the `raft_log` and
 //! `raft_meta` tables.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError};
@@ -21,14 +24,151 @@ const LAST_PURGED: &str = "last_purged";
 
 /// openraft's log storage for one replica. Cloning it gives another handle on
 /// the same database (it is its own log reader).
+///
+/// The newest entries are also kept in memory ([`LogCache`]): the leader's
+/// replication reads the entries it has just appended from there, so it
+/// sends them to the followers while the local commit is still syncing
+/// (as etcd does), instead of waiting behind that fsync on the SQLite
+/// thread. The leader still counts itself towards a majority only once its
+/// own append is durable (the flush callback).
+///
+/// Appends are committed in groups: each append joins a queue and asks the
+/// SQLite thread to flush it; the first flush to run writes every queued
+/// append in one transaction (one fsync) and reports each flushed. While one
+/// fsync is in progress the next appends gather, so concurrent writes share
+/// fsyncs (openraft itself appends each client write separately).
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: Db,
+    cache: Arc<Mutex<LogCache>>,
+    pending: Arc<Mutex<Vec<PendingAppend>>>,
+    stats: Arc<AppendStats>,
+    /// The newest committed position not yet written, if a write of it is
+    /// queued.
+    committed: Arc<Mutex<Option<Option<LogId>>>>,
+}
+
+/// Rows of one append and what to call when they are durable.
+struct PendingAppend {
+    rows: Vec<(u64, Vec<u8>)>,
+    done: Box<dyn FnOnce(Result<(), io::Error>) + Send>,
+}
+
+impl Debug for PendingAppend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAppend")
+            .field("rows", &self.rows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How appends were grouped into commits, since the store opened.
+#[derive(Debug, Default)]
+pub struct AppendStats {
+    appends: AtomicU64,
+    commits: AtomicU64,
+}
+
+impl AppendStats {
+    /// (appends, commits): the first over the second is the group size.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.appends.load(Ordering::Relaxed),
+            self.commits.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl LogStore {
     pub(super) fn new(db: Db) -> Self {
-        LogStore { db }
+        LogStore {
+            db,
+            cache: Arc::default(),
+            pending: Arc::default(),
+            stats: Arc::default(),
+            committed: Arc::default(),
+        }
+    }
+
+    /// How appends have been grouped into commits.
+    pub fn append_stats(&self) -> Arc<AppendStats> {
+        self.stats.clone()
+    }
+
+    /// Queues `rows` for the next group commit; `done` is called once they
+    /// are durable (or failed).
+    fn queue_append(
+        &self,
+        rows: Vec<(u64, Vec<u8>)>,
+        done: Box<dyn FnOnce(Result<(), io::Error>) + Send>,
+    ) -> Result<(), StoreError> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(PendingAppend { rows, done });
+        let pending = self.pending.clone();
+        let stats = self.stats.clone();
+        self.db
+            .send(move |conn| flush_pending(conn, &pending, &stats))
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, LogCache> {
+        // The cache holds no invariant a panic elsewhere could break.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The newest log entries, a contiguous run ending at the last appended
+/// entry (empty after a restart until the next append).
+#[derive(Debug, Default)]
+struct LogCache {
+    entries: BTreeMap<u64, Entry>,
+}
+
+/// How many of the newest entries stay in memory.
+const CACHED_ENTRIES: usize = 4096;
+
+impl LogCache {
+    /// The entries in `[start, end)` if the cache holds all of them that
+    /// exist (the cache ends at the newest entry, so nothing lies beyond).
+    fn get(&self, start: u64, end: Option<u64>) -> Option<Vec<Entry>> {
+        let first = *self.entries.keys().next()?;
+        if start < first {
+            return None;
+        }
+        let range = match end {
+            Some(end) if end <= start => return Some(Vec::new()),
+            Some(end) => self.entries.range(start..end),
+            None => self.entries.range(start..),
+        };
+        Some(range.map(|(_, e)| e.clone()).collect())
+    }
+
+    fn append(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        // An append that does not continue the cached run starts a new one.
+        let last = self.entries.keys().next_back().copied();
+        if last.is_some_and(|last| first.log_id.index != last + 1) {
+            self.entries.clear();
+        }
+        for entry in entries {
+            self.entries.insert(entry.log_id.index, entry.clone());
+        }
+        while self.entries.len() > CACHED_ENTRIES {
+            self.entries.pop_first();
+        }
+    }
+
+    /// Forgets entries at and after `index` (truncation).
+    fn truncate(&mut self, index: u64) {
+        self.entries.split_off(&index);
+    }
+
+    /// Forgets entries up to and including `index` (purge).
+    fn purge(&mut self, index: u64) {
+        self.entries = self.entries.split_off(&(index.saturating_add(1)));
     }
 }
 
@@ -38,6 +178,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         let (start, end) = index_range(&range);
+        if let Some(entries) = self.cache().get(start, end) {
+            return Ok(entries);
+        }
         self.db
             .call(move |conn| read_entries(conn, start, end))
             .await
@@ -75,9 +218,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // openraft calls this on every commit, from its core loop, and only
+        // uses the value at start-up to apply what is known committed sooner;
+        // losing the latest one in a crash is harmless (the leader tells the
+        // replica again). So it is queued, not awaited, written without an
+        // fsync of its own, and only the newest value is written when several
+        // are waiting: awaiting it serialised every commit behind the SQLite
+        // thread. Later reads on that thread still see it.
+        let first = self
+            .committed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(committed)
+            .is_none();
+        if !first {
+            return Ok(());
+        }
+        let latest = self.committed.clone();
         self.db
-            .call(move |conn| put_meta(conn, COMMITTED, &committed))
-            .await
+            .send(move |conn| {
+                let Some(committed) = latest.lock().unwrap_or_else(|e| e.into_inner()).take()
+                else {
+                    return;
+                };
+                let saved = relaxed(conn, |conn| put_meta(conn, COMMITTED, &committed));
+                if let Err(e) = saved {
+                    tracing::warn!(error = %e, "could not record the committed log position");
+                }
+            })
             .map_err(|e| StorageIOError::write(AnyError::new(&e)).into())
     }
 
@@ -97,24 +265,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        self.cache().append(&entries);
         let rows = entries
-            .into_iter()
-            .map(|entry| Ok((entry.log_id.index, encode("a log entry", &entry)?)))
+            .iter()
+            .map(|entry| Ok((entry.log_id.index, encode("a log entry", entry)?)))
             .collect::<Result<Vec<_>, StoreError>>()
             .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
-        // Returning before the commit is what openraft asks: later reads queue
-        // behind this job on the same thread, so they see the entries, and the
-        // callback reports them flushed only once the commit (and its fsync)
-        // is done.
-        self.db
-            .send(move |conn| {
-                let result = append_rows(conn, &rows).map_err(io::Error::other);
-                callback.log_io_completed(result);
-            })
-            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
+        // Returning before the commit is what openraft asks: later reads find
+        // the entries in the cache or queue behind this job on the same
+        // thread, and the callback reports them flushed only once the commit
+        // (and its fsync) is done.
+        self.queue_append(
+            rows,
+            Box::new(move |result| callback.log_io_completed(result)),
+        )
+        .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.cache().truncate(log_id.index);
         self.db
             .call(move |conn| {
                 conn.execute("DELETE FROM raft_log WHERE idx >= ?1", [log_id.index])
@@ -126,6 +296,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.cache().purge(log_id.index);
         self.db
             .call(move |conn| purge(conn, log_id))
             .await
@@ -190,7 +361,32 @@ fn log_state(conn: &mut Connection) -> Result<LogState<TypeConfig>, StoreError> 
     })
 }
 
-fn append_rows(conn: &mut Connection, rows: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+/// Writes every queued append in one transaction and reports each. A flush
+/// that finds the queue empty (an earlier one took its rows) does nothing.
+fn flush_pending(conn: &mut Connection, pending: &Mutex<Vec<PendingAppend>>, stats: &AppendStats) {
+    let batch = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+    if batch.is_empty() {
+        return;
+    }
+    let rows: Vec<&(u64, Vec<u8>)> = batch.iter().flat_map(|p| &p.rows).collect();
+    let result = append_rows(conn, rows);
+    stats
+        .appends
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    for append in batch {
+        let result = match &result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        };
+        (append.done)(result);
+    }
+}
+
+fn append_rows<'a>(
+    conn: &mut Connection,
+    rows: impl IntoIterator<Item = &'a (u64, Vec<u8>)>,
+) -> Result<(), StoreError> {
     let tx = conn.transaction().sqlite("begin an append")?;
     {
         let mut insert = tx
@@ -211,6 +407,20 @@ fn purge(conn: &mut Connection, upto: LogId) -> Result<(), StoreError> {
     tx.execute("DELETE FROM raft_log WHERE idx <= ?1", [upto.index])
         .sqlite("purge the log")?;
     tx.commit().sqlite("commit a purge")
+}
+
+/// Runs `write` with `synchronous=NORMAL`: its commit is not fsynced, but
+/// the next synced commit in the same WAL makes it durable.
+pub(super) fn relaxed<T>(
+    conn: &mut Connection,
+    write: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .sqlite("relax sync")?;
+    let result = write(conn);
+    conn.pragma_update(None, "synchronous", "FULL")
+        .sqlite("restore synchronous=FULL")?;
+    result
 }
 
 fn get_meta<T: DeserializeOwned>(
@@ -241,7 +451,108 @@ fn put_meta<T: Serialize>(
 
 #[cfg(test)]
 mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
     use super::*;
+
+    fn entries(indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+        indexes
+            .map(|i| Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+                payload: EntryPayload::Blank,
+            })
+            .collect()
+    }
+
+    fn indexes(found: Option<Vec<Entry>>) -> Option<Vec<u64>> {
+        found.map(|e| e.iter().map(|e| e.log_id.index).collect())
+    }
+
+    #[test]
+    fn the_log_cache_answers_only_ranges_it_holds_whole() {
+        let mut cache = LogCache::default();
+        assert_eq!(indexes(cache.get(1, None)), None, "empty after a restart");
+        cache.append(&entries(5..=9));
+        assert_eq!(indexes(cache.get(5, Some(8))), Some(vec![5, 6, 7]));
+        assert_eq!(indexes(cache.get(8, None)), Some(vec![8, 9]));
+        assert_eq!(
+            indexes(cache.get(10, None)),
+            Some(vec![]),
+            "nothing beyond the newest"
+        );
+        assert_eq!(
+            indexes(cache.get(4, Some(6))),
+            None,
+            "4 is only in the database"
+        );
+        cache.truncate(7);
+        assert_eq!(indexes(cache.get(5, None)), Some(vec![5, 6]));
+        cache.append(&entries(7..=8));
+        assert_eq!(indexes(cache.get(6, None)), Some(vec![6, 7, 8]));
+        cache.purge(6);
+        assert_eq!(indexes(cache.get(6, None)), None);
+        assert_eq!(indexes(cache.get(7, None)), Some(vec![7, 8]));
+        // A gap (after a snapshot install) starts a new run.
+        cache.append(&entries(20..=21));
+        assert_eq!(indexes(cache.get(8, None)), None);
+        assert_eq!(indexes(cache.get(20, None)), Some(vec![20, 21]));
+    }
+
+    #[tokio::test]
+    async fn appends_queued_during_a_commit_share_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("replica.db")).unwrap();
+        let store = LogStore::new(db.clone());
+        // Hold the SQLite thread, as a long fsync would.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        db.send(move |_| {
+            let _ = held.recv();
+        })
+        .unwrap();
+        let (done, flushed) = std::sync::mpsc::channel();
+        for index in 1..=10u64 {
+            let done = done.clone();
+            store
+                .queue_append(
+                    vec![(index, vec![index as u8])],
+                    Box::new(move |result| done.send((index, result.is_ok())).unwrap()),
+                )
+                .unwrap();
+        }
+        release.send(()).unwrap();
+        let mut reported: Vec<(u64, bool)> = (0..10)
+            .map(|_| {
+                flushed
+                    .recv_timeout(std::time::Duration::from_secs(10))
+                    .unwrap()
+            })
+            .collect();
+        reported.sort();
+        assert_eq!(reported, (1..=10).map(|i| (i, true)).collect::<Vec<_>>());
+        assert_eq!(
+            store.append_stats().get(),
+            (10, 1),
+            "ten appends, one commit"
+        );
+        let rows: u64 = db
+            .call(|conn| {
+                conn.query_row("SELECT count(*) FROM raft_log", [], |r| r.get(0))
+                    .sqlite("count")
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, 10);
+    }
+
+    #[test]
+    fn the_log_cache_keeps_only_the_newest_entries() {
+        let mut cache = LogCache::default();
+        let n = CACHED_ENTRIES as u64 + 10;
+        cache.append(&entries(1..=n));
+        assert_eq!(indexes(cache.get(10, Some(12))), None);
+        assert_eq!(indexes(cache.get(n, None)), Some(vec![n]));
+        assert_eq!(cache.entries.len(), CACHED_ENTRIES);
+    }
 
     #[test]
     fn index_ranges_become_half_open() {

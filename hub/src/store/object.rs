@@ -94,6 +94,12 @@ pub enum Request {
     /// or below the compacted revision, and a [`Rejection::CompactionAhead`]
     /// above the current revision.
     Compact { revision: u64 },
+    /// Independent requests from different clients, proposed as one log
+    /// entry so that they share one append and one fsync on every replica
+    /// (group commit). Each is applied on its own, in order, exactly as if
+    /// it had been an entry of its own: each takes its own revision and gets
+    /// its own answer in [`Response::Batch`].
+    Batch(Vec<Request>),
 }
 
 /// What applying a log entry did.
@@ -116,6 +122,8 @@ pub enum Response {
     /// The history at or below `compacted` was compacted; the store is still
     /// at `revision`.
     Compacted { revision: u64, compacted: u64 },
+    /// The answers to a [`Request::Batch`], in its order.
+    Batch(Vec<Response>),
 }
 
 /// Why a write's precondition failed.
@@ -136,7 +144,7 @@ pub enum Rejection {
 }
 
 /// An object as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredObject {
     pub value: Vec<u8>,
     /// The revision that created it.
@@ -175,9 +183,8 @@ impl ChangeOp {
 
 /// The store's current revision.
 pub(super) fn revision(tx: &rusqlite::Connection) -> rusqlite::Result<u64> {
-    tx.query_row("SELECT revision FROM sm_state WHERE id = 0", [], |row| {
-        row.get(0)
-    })
+    tx.prepare_cached("SELECT revision FROM sm_state WHERE id = 0")?
+        .query_row([], |row| row.get(0))
 }
 
 /// Reads one object.
@@ -206,6 +213,13 @@ pub(super) fn apply(tx: &mut Transaction<'_>, request: &Request) -> rusqlite::Re
         Request::Write(write) => std::slice::from_ref(write),
         Request::Txn(writes) => writes.as_slice(),
         Request::Compact { revision } => return compact::apply(tx, *revision),
+        Request::Batch(requests) => {
+            return requests
+                .iter()
+                .map(|request| apply(tx, request))
+                .collect::<rusqlite::Result<_>>()
+                .map(Response::Batch);
+        }
     };
     if writes.is_empty() {
         return Ok(Response::Unchanged { revision: current });
@@ -223,7 +237,9 @@ pub(super) fn apply(tx: &mut Transaction<'_>, request: &Request) -> rusqlite::Re
             });
         }
     }
-    savepoint.execute("UPDATE sm_state SET revision = ?1 WHERE id = 0", [next])?;
+    savepoint
+        .prepare_cached("UPDATE sm_state SET revision = ?1 WHERE id = 0")?
+        .execute([next])?;
     savepoint.commit()?;
     Ok(Response::Applied { revision: next })
 }

@@ -44,7 +44,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 }
 
 /// A path beside the database for a temporary snapshot file.
-fn temp_path(db: &Path, purpose: &str) -> PathBuf {
+pub(super) fn temp_path(db: &Path, purpose: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut name = db.file_name().unwrap_or_default().to_os_string();
@@ -53,6 +53,18 @@ fn temp_path(db: &Path, purpose: &str) -> PathBuf {
 }
 
 async fn build(db: &Db) -> Result<Snapshot, StoreError> {
+    let (meta, data) = copy(db).await?;
+    let snapshot = Snapshot {
+        meta: meta.clone(),
+        snapshot: Box::new(Cursor::new(data.clone())),
+    };
+    db.call(move |conn| save_current(conn, &meta, &data))
+        .await?;
+    Ok(snapshot)
+}
+
+/// Copies the state machine on a thread of its own (not the writer's).
+pub(super) async fn copy(db: &Db) -> Result<(SnapshotMeta, Vec<u8>), StoreError> {
     let source = db.path().to_owned();
     let (reply, answer) = oneshot::channel();
     std::thread::Builder::new()
@@ -65,14 +77,7 @@ async fn build(db: &Db) -> Result<Snapshot, StoreError> {
             path: db.path().to_owned(),
             source,
         })?;
-    let (meta, data) = answer.await.map_err(|_| StoreError::ThreadStopped)??;
-    let snapshot = Snapshot {
-        meta: meta.clone(),
-        snapshot: Box::new(Cursor::new(data.clone())),
-    };
-    db.call(move |conn| save_current(conn, &meta, &data))
-        .await?;
-    Ok(snapshot)
+    answer.await.map_err(|_| StoreError::ThreadStopped)?
 }
 
 /// Copies the state machine tables of the database at `source` into a
@@ -198,7 +203,7 @@ fn install_from(
     super::object::revision(conn).sqlite("read the installed revision")
 }
 
-fn check_attached(conn: &Connection) -> Result<(), StoreError> {
+pub(super) fn check_attached(conn: &Connection) -> Result<(), StoreError> {
     let bad = |reason: String| StoreError::BadSnapshot { reason };
     let check: String = conn
         .query_row("PRAGMA snap.quick_check", [], |r| r.get(0))
@@ -234,7 +239,25 @@ fn replace_state_machine(
     data: &[u8],
 ) -> Result<(), StoreError> {
     let tx = conn.transaction().sqlite("begin installing a snapshot")?;
-    tx.execute_batch(
+    copy_tables(&tx)?;
+    tx.execute(
+        "UPDATE main.sm_state SET last_applied = ?1, membership = ?2 WHERE id = 0",
+        params![
+            meta.last_log_id
+                .map(|id| encode("the last applied log id", &id))
+                .transpose()?,
+            encode("the last membership", &meta.last_membership)?,
+        ],
+    )
+    .sqlite("record the snapshot's applied state")?;
+    save_current(&tx, meta, data)?;
+    tx.commit().sqlite("commit the installed snapshot")
+}
+
+/// Replaces the state machine tables of `main` with those of the attached
+/// database `snap` (inside the caller's transaction).
+pub(super) fn copy_tables(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
         "DELETE FROM main.objects;
          INSERT INTO main.objects (kind, namespace, name, value, create_revision, mod_revision,
                                    labels, node_name)
@@ -253,16 +276,5 @@ fn replace_state_machine(
              WHERE id = 0;",
     )
     .sqlite("copy the snapshot's tables")?;
-    tx.execute(
-        "UPDATE main.sm_state SET last_applied = ?1, membership = ?2 WHERE id = 0",
-        params![
-            meta.last_log_id
-                .map(|id| encode("the last applied log id", &id))
-                .transpose()?,
-            encode("the last membership", &meta.last_membership)?,
-        ],
-    )
-    .sqlite("record the snapshot's applied state")?;
-    save_current(&tx, meta, data)?;
-    tx.commit().sqlite("commit the installed snapshot")
+    Ok(())
 }

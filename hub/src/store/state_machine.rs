@@ -51,6 +51,13 @@ impl StateMachine {
             .await
     }
 
+    /// A standalone SQLite database holding the state machine as this
+    /// replica has applied it, copied as a snapshot is (callers make it
+    /// current first, with a linearizable read barrier): a backup.
+    pub async fn backup(&self) -> Result<Vec<u8>, StoreError> {
+        snapshot::copy(&self.db).await.map(|(_, data)| data)
+    }
+
     /// The revision of the last applied change on this replica.
     pub async fn revision(&self) -> Result<u64, StoreError> {
         self.reader
@@ -141,6 +148,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| {
                 StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
             })?;
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            revision,
+            "installed a snapshot from the leader"
+        );
         self.notify(revision);
         Ok(())
     }
@@ -174,9 +186,25 @@ pub(super) fn applied_state(
     Ok((applied, membership))
 }
 
-/// Applies `entries` in one transaction: one commit (one fsync) per batch.
-/// Answers the responses and the revision the store is at afterwards.
+/// Applies `entries` in one transaction per batch, committed without an
+/// fsync of its own (`synchronous=NORMAL` for this commit only).
+///
+/// That is safe because applying only replays the log: the entries are
+/// already durable in the same WAL, and the WAL is a single file synced in
+/// order, so the next synced commit (an append, a vote, a purge) makes this
+/// one durable too. A power cut before then loses at most the latest
+/// applies, which leaves `last_applied` behind the log and openraft applies
+/// those entries again at start-up (they are deterministic). It can never
+/// leave the state machine ahead of the durable log. Snapshots are saved
+/// with full sync, before the log under them is purged.
 fn apply(conn: &mut Connection, entries: Vec<Entry>) -> Result<(Vec<Response>, u64), StoreError> {
+    super::log_store::relaxed(conn, |conn| apply_batch(conn, entries))
+}
+
+fn apply_batch(
+    conn: &mut Connection,
+    entries: Vec<Entry>,
+) -> Result<(Vec<Response>, u64), StoreError> {
     let Some(last) = entries.last().map(|e| e.log_id) else {
         return Ok((
             Vec::new(),
@@ -199,11 +227,10 @@ fn apply(conn: &mut Connection, entries: Vec<Entry>) -> Result<(Vec<Response>, u
         };
         responses.push(response);
     }
-    tx.execute(
-        "UPDATE sm_state SET last_applied = ?1 WHERE id = 0",
-        [encode("the last applied log id", &last)?],
-    )
-    .sqlite("record the last applied entry")?;
+    let last = encode("the last applied log id", &last)?;
+    tx.prepare_cached("UPDATE sm_state SET last_applied = ?1 WHERE id = 0")
+        .and_then(|mut stmt| stmt.execute([last]))
+        .sqlite("record the last applied entry")?;
     if let Some(membership) = membership {
         tx.execute(
             "UPDATE sm_state SET membership = ?1 WHERE id = 0",

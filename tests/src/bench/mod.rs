@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod etcd;
 pub mod load;
+pub mod store;
 
 use std::time::{Duration, Instant};
 

@@ -19,11 +19,23 @@ enum Bench {
         #[arg(long)]
         quick: bool,
     },
+    /// Replicated durable writes on a 3-replica hub against a 3-member etcd,
+    /// and the write gap when the hub's leader is killed.
+    Store {
+        /// Short runs (2 s each, 3 leader kills) for CI's smoke test.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
-fn main() {
+fn main() -> anyhow::Result<()> {
     let line = match Cli::parse().bench {
         Bench::Codec { quick } => bench::codec::run(quick).to_json(),
+        Bench::Store { quick } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(bench::store::run(quick))?,
     };
     println!("{line}");
+    Ok(())
 }
