@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs Flotilla on this machine. Today that is what exists: the hub's
-# admission checks over manifests and the agent binary; the one-machine fleet
-# (hub with embedded broker plus a local agent running containers) arrives with
-# the store, API, agent and device-link issues.
+# Runs Flotilla on this machine, as far as it exists: the hub's admission
+# checks over the example manifests, the agent binary, and a one-replica hub
+# store (`flotilla-hub server`) in the foreground until Ctrl-C. The API server
+# for kubectl, the device gateway and the agent's runtime arrive with their
+# issues; see README.md, section Status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -12,6 +13,20 @@ echo "== flotilla-agent"
 target/release/flotilla-agent version
 echo "== flotilla-hub check: the example manifests, as admission will see them"
 target/release/flotilla-hub check -f examples/
+
+data_dir="${FLOTILLA_HUB_DATA:-/var/lib/flotilla/hub}"
+listen="${FLOTILLA_HUB_LISTEN:-127.0.0.1:7420}"
+echo "== flotilla-hub server: data in $data_dir, listening on $listen"
+target/release/flotilla-hub server --data-dir "$data_dir" --listen "$listen" &
+hub=$!
+trap 'kill -TERM $hub 2>/dev/null; wait $hub 2>/dev/null' EXIT INT TERM
+for _ in $(seq 1 100); do
+    if target/release/flotilla-hub cluster status --server "$listen" --pki "$data_dir/pki" 2>/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
 echo
-echo "Not there yet: 'flotilla-hub server' (Raft store, API for kubectl, device"
-echo "gateway) and the agent's runtime. See README.md, section Status."
+echo "The hub store is running (Ctrl-C stops it). Not there yet: the API for"
+echo "kubectl, the device gateway and the agent's runtime (README.md, Status)."
+wait $hub
