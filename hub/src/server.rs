@@ -28,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::pki;
-use crate::replica::{Client, ClientError, Dialer, Node, Options, Peers, serve};
+use crate::replica::{Client, ClientError, Dialer, Node, Options, Peers, serve, split_host};
 use crate::store::NodeId;
 
 /// What `flotilla-hub server` was asked.
@@ -87,7 +87,9 @@ pub async fn run(
         .map(pki::ClusterCa::load)
         .transpose()
         .context("load the cluster CA given with --ca-from")?;
-    let mut hosts = vec![pki::Host::parse(host_of(&advertise))];
+    let (advertised_host, _) = split_host(&advertise)
+        .with_context(|| format!("--advertise {advertise:?} must be host:port"))?;
+    let mut hosts = vec![pki::Host::parse(advertised_host)];
     if !args.listen.ip().is_unspecified() {
         hosts.push(pki::Host::from(args.listen.ip()));
     }
@@ -163,14 +165,6 @@ fn announce_ready(id: NodeId, addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The host part of `host:port` (`[v6]:port` too).
-fn host_of(addr: &str) -> &str {
-    addr.rsplit_once(':')
-        .map_or(addr, |(host, _)| host)
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-}
-
 /// A client configuration with the admin certificate of a PKI directory
 /// (`ca.crt`, `admin.crt`, `admin.key`): for `flotilla-hub cluster` and
 /// tests. The CA key is not needed.
@@ -187,7 +181,7 @@ pub fn admin_client_config(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ClientC
 /// Outgoing connections leave from the advertised IP when it is a local
 /// address, so that packet filters can tell replicas apart on one host.
 fn source_ip(advertise: &str, listen: IpAddr) -> Option<IpAddr> {
-    let ip: IpAddr = host_of(advertise).parse().ok()?;
+    let ip: IpAddr = split_host(advertise).ok()?.0.parse().ok()?;
     (ip == listen || listen.is_unspecified())
         .then_some(ip)
         .filter(|ip| !ip.is_unspecified())

@@ -72,6 +72,17 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// A replica not started yet, on a free port of `ip`.
+    fn new(ip: Ipv4Addr, data_dir: PathBuf) -> Replica {
+        Replica {
+            addr: format!("{ip}:{}", free_port(ip)),
+            ip,
+            data_dir,
+            id: None,
+            child: None,
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
@@ -115,13 +126,7 @@ impl Cluster {
         let replicas = (0..n)
             .map(|i| {
                 let ip = Ipv4Addr::new(net[0], net[1], net[2], i as u8 + 1);
-                Replica {
-                    addr: format!("{ip}:{}", free_port(ip)),
-                    ip,
-                    data_dir: root.path().join(format!("replica-{i}")),
-                    id: None,
-                    child: None,
-                }
+                Replica::new(ip, root.path().join(format!("replica-{i}")))
             })
             .collect();
         let mut cluster = Cluster {
@@ -217,13 +222,7 @@ impl Cluster {
             _root: root,
             bin: hub_binary(),
             options: ClusterOptions::default(),
-            replicas: vec![Replica {
-                addr: format!("{ip}:{}", free_port(ip)),
-                ip,
-                data_dir: data_dir.to_owned(),
-                id: None,
-                child: None,
-            }],
+            replicas: vec![Replica::new(ip, data_dir.to_owned())],
         };
         cluster.spawn(0);
         cluster
@@ -234,13 +233,10 @@ impl Cluster {
         let i = self.replicas.len();
         let first = self.replicas[0].ip.octets();
         let ip = Ipv4Addr::new(first[0], first[1], first[2], i as u8 + 1);
-        self.replicas.push(Replica {
-            addr: format!("{ip}:{}", free_port(ip)),
+        self.replicas.push(Replica::new(
             ip,
-            data_dir: self._root.path().join(format!("replica-{i}")),
-            id: None,
-            child: None,
-        });
+            self._root.path().join(format!("replica-{i}")),
+        ));
         self.spawn(i);
         i
     }

@@ -18,6 +18,6 @@ pub mod types;
 
 pub use client::{Client, ClientError};
 pub use node::{Node, NodeError, Options};
-pub use peers::{CallError, Dialer, Peers};
+pub use peers::{CallError, Dialer, Peers, split_host};
 pub use rpc::{Consistency, Failure, Member, Reply, Rpc, Status};
 pub use service::{ADMINS_GROUP, REPLICAS_GROUP, Role, serve};

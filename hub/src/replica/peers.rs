@@ -120,7 +120,7 @@ impl Dialer {
 }
 
 /// `host:port` split into its parts (`[v6]:port` too).
-fn split_host(addr: &str) -> io::Result<(&str, u16)> {
+pub fn split_host(addr: &str) -> io::Result<(&str, u16)> {
     let bad = || {
         io::Error::new(
             io::ErrorKind::InvalidInput,
