@@ -83,7 +83,11 @@ async fn hub_writes(
 /// gap of each kill: from the kill to the next acknowledged write.
 async fn failover_gaps(cluster: &mut Cluster, kills: usize, acked: &Acked) -> Vec<Duration> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let last_acks: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
+    // (started, acknowledged) of every write, so that a gap is measured to
+    // the first write both started and acknowledged after the kill: a write
+    // committed before the kill whose answer arrives just after it says
+    // nothing about failover.
+    let last_acks: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
     let mut writers = Vec::new();
     for w in 0..4 {
         let client = cluster.client(Duration::from_secs(2));
@@ -99,8 +103,9 @@ async fn failover_gaps(cluster: &mut Cluster, kills: usize, acked: &Acked) -> Ve
                     key: key(&name),
                     value: value(&name),
                 });
+                let started = Instant::now();
                 if let Ok(Response::Applied { .. }) = client.write(request).await {
-                    acks.lock().expect("acks").push(Instant::now());
+                    acks.lock().expect("acks").push((started, Instant::now()));
                     acked.lock().expect("acked").push(name);
                 }
             }
@@ -118,8 +123,9 @@ async fn failover_gaps(cluster: &mut Cluster, kills: usize, acked: &Acked) -> Ve
                 .lock()
                 .expect("acks")
                 .iter()
-                .find(|t| **t > killed_at)
-                .copied();
+                .filter(|(started, _)| *started > killed_at)
+                .map(|(_, acked)| *acked)
+                .min();
             if let Some(t) = first_after {
                 break t - killed_at;
             }
