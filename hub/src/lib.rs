@@ -8,6 +8,7 @@
 //! layer of the Raft store ([`store`]).
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod check;
 pub mod pki;
 pub mod replica;
