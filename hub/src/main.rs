@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flotilla_hub::check;
 use flotilla_hub::replica::{Client, Dialer, Options};
+use flotilla_hub::api::ApiConfig;
 use flotilla_hub::server::{self, ServerArgs};
 use flotilla_shared::manifest::FieldValidation;
 
@@ -81,6 +82,18 @@ struct Server {
     /// Build a snapshot (and purge the log before it) every this many entries.
     #[arg(long, default_value_t = 20_000)]
     snapshot_after_entries: u64,
+    /// Address of the Kubernetes API (HTTPS); default: --listen's IP, port 6443.
+    #[arg(long)]
+    api_listen: Option<SocketAddr>,
+    /// A Kubernetes static token file (`token,user,uid,"group1,group2"`).
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// Serve requests without credentials as system:anonymous.
+    #[arg(long)]
+    anonymous_auth: bool,
+    /// How often watches that ask for bookmarks get one, in seconds.
+    #[arg(long, default_value_t = 60)]
+    watch_bookmark_interval_s: u64,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +200,13 @@ async fn run_server(args: Server) -> anyhow::Result<ExitCode> {
         join: args.join,
         ca_from: args.ca_from,
         options,
+        api_listen: args.api_listen,
+        api: ApiConfig {
+            anonymous: args.anonymous_auth,
+            token_file: args.token_auth_file,
+            bookmark_interval: Duration::from_secs(args.watch_bookmark_interval_s.max(1)),
+            ..ApiConfig::default()
+        },
     };
     server::run(server_args, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

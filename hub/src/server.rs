@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
+use crate::api::{self, ApiConfig};
 use crate::pki;
 use crate::replica::{Client, ClientError, Dialer, Node, Options, Peers, serve, split_host};
 use crate::store::NodeId;
@@ -44,6 +45,17 @@ pub struct ServerArgs {
     /// A directory with the cluster CA (`ca.crt`, `ca.key`), for joining.
     pub ca_from: Option<PathBuf>,
     pub options: Options,
+    /// Where the Kubernetes API listens (default: `listen`'s IP, port 6443).
+    pub api_listen: Option<SocketAddr>,
+    pub api: ApiConfig,
+}
+
+/// The Kubernetes API's port when none is given.
+pub const DEFAULT_API_PORT: u16 = 6443;
+
+/// The admin kubeconfig inside a data directory.
+pub fn kubeconfig_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.kubeconfig")
 }
 
 /// The file names inside a data directory.
@@ -111,6 +123,34 @@ pub async fn run(
         let _ = stopped.await;
     }));
 
+    let api_listen = args
+        .api_listen
+        .unwrap_or_else(|| SocketAddr::new(args.listen.ip(), DEFAULT_API_PORT));
+    let api_listener = TcpListener::bind(api_listen)
+        .await
+        .with_context(|| format!("listen for the API on {api_listen}"))?;
+    let api_port = api_listener.local_addr()?.port();
+    let mut api_tls = tls.server_config(pki::ClientAuth::Optional)?;
+    api_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let api_state = Arc::new(
+        api::Api::new(node.clone(), args.api.clone()).context("configure the API server")?,
+    );
+    let (policy_ready, _) = tokio::sync::watch::channel(false);
+    tokio::spawn(api::sync::follow(
+        api_state.storage.clone(),
+        api_state.authz.clone(),
+        policy_ready,
+    ));
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_server = tokio::spawn(api::server::serve(
+        api_listener,
+        TlsAcceptor::from(Arc::new(api_tls)),
+        api_state.clone(),
+        async {
+            let _ = api_stopped.await;
+        },
+    ));
+
     if !node.is_member().await {
         match &args.join {
             None => {
@@ -130,11 +170,25 @@ pub async fn run(
             }
         }
     }
-    announce_ready(id, &advertise)?;
+    // The system namespaces and the bootstrap policy: a new cluster is
+    // usable when it says ready; a replica without a quorum still starts.
+    let defaults = tokio::spawn(api::sync::ensure_defaults(api_state.storage.clone()));
+    if tokio::time::timeout(Duration::from_secs(10), defaults).await.is_err() {
+        warn!("the default namespaces and policy are not in place yet; continuing");
+    }
+    let api_url = format!("https://{}", join_host_port(advertised_host, api_port));
+    write_atomically(
+        &kubeconfig_path(dir),
+        api::kubeconfig::admin_kubeconfig(&tls, &api_url).as_bytes(),
+    )
+    .context("write the admin kubeconfig")?;
+    announce_ready(id, &advertise, &api_url)?;
     shutdown.await;
     info!("shutting down");
     let _ = stop.send(());
+    let _ = stop_api.send(());
     let _ = server.await;
+    let _ = api_server.await;
     node.shutdown().await;
     Ok(())
 }
@@ -157,8 +211,17 @@ async fn join(client: &Client, id: NodeId, advertise: &str) -> anyhow::Result<()
     bail!("the cluster did not accept this replica; is the seed address right?")
 }
 
-fn announce_ready(id: NodeId, addr: &str) -> anyhow::Result<()> {
-    let line = format!("{{\"ready\":true,\"id\":{id},\"addr\":{addr:?}}}\n");
+/// `host:port`, with brackets around an IPv6 host.
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn announce_ready(id: NodeId, addr: &str, api: &str) -> anyhow::Result<()> {
+    let line = format!("{{\"ready\":true,\"id\":{id},\"addr\":{addr:?},\"api\":{api:?}}}\n");
     let mut out = std::io::stdout().lock();
     out.write_all(line.as_bytes())?;
     out.flush()?;

@@ -47,6 +47,8 @@ pub struct ClusterOptions {
     pub heartbeat_ms: u64,
     pub election_timeout_ms: (u64, u64),
     pub snapshot_after_entries: u64,
+    /// More `flotilla-hub server` flags (`--token-auth-file`, ...).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -55,6 +57,7 @@ impl Default for ClusterOptions {
             heartbeat_ms: 50,
             election_timeout_ms: (250, 500),
             snapshot_after_entries: 20_000,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -64,6 +67,8 @@ impl Default for ClusterOptions {
 pub struct Replica {
     /// `ip:port` it listens on and advertises.
     pub addr: String,
+    /// `ip:port` of its Kubernetes API (HTTPS).
+    pub api: String,
     pub ip: Ipv4Addr,
     pub data_dir: PathBuf,
     /// Its Raft id, known once it has been ready.
@@ -76,6 +81,7 @@ impl Replica {
     fn new(ip: Ipv4Addr, data_dir: PathBuf) -> Replica {
         Replica {
             addr: format!("{ip}:{}", free_port(ip)),
+            api: format!("{ip}:{}", free_port(ip)),
             ip,
             data_dir,
             id: None,
@@ -90,6 +96,11 @@ impl Replica {
     /// The replica's database file.
     pub fn db(&self) -> PathBuf {
         server::db_path(&self.data_dir)
+    }
+
+    /// The admin kubeconfig the replica wrote when it became ready.
+    pub fn kubeconfig(&self) -> PathBuf {
+        server::kubeconfig_path(&self.data_dir)
     }
 }
 
@@ -156,7 +167,10 @@ impl Cluster {
             .arg(self.options.election_timeout_ms.0.to_string())
             .arg(self.options.election_timeout_ms.1.to_string())
             .arg("--snapshot-after-entries")
-            .arg(self.options.snapshot_after_entries.to_string());
+            .arg(self.options.snapshot_after_entries.to_string())
+            .arg("--api-listen")
+            .arg(&replica.api)
+            .args(&self.options.extra_args);
         if i > 0 {
             command
                 .arg("--join")

@@ -4,6 +4,8 @@
 //! binary prints the report's figures as one JSON line, last.
 #![forbid(unsafe_code)]
 
+pub mod api_client;
 pub mod bench;
 pub mod hub;
+pub mod kubectl;
 pub mod lincheck;

@@ -6,12 +6,27 @@
 //! token) → authorization ([`authz`]: RBAC and the node authorizer) →
 //! decoding (`flotilla_shared::manifest`) → admission ([`strategy`]:
 //! defaulting, what a create or an update may change, validation) → the
-//! Raft store. Patches are applied by [`patch`]; `kubectl get` columns come
-//! from [`table`].
+//! Raft store ([`storage`]). Patches are applied by [`patch`]; `kubectl get`
+//! columns come from [`table`]; every error becomes a Kubernetes `Status` in
+//! [`status`]. Writes are committed through Raft (a follower forwards them
+//! to the leader); reads are served by the replica that receives them.
 
+pub mod authn;
 pub mod authz;
+pub mod discovery;
+mod handlers;
+pub mod kubeconfig;
+pub mod metrics;
+pub mod openapi;
 pub mod patch;
+pub mod request;
+pub mod server;
+pub mod status;
+pub mod storage;
 pub mod strategy;
+pub mod sync;
 pub mod table;
 pub mod time;
 pub mod user;
+
+pub use server::{Api, ApiConfig, serve};

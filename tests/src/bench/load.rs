@@ -135,6 +135,54 @@ where
     LoadStats::from_samples(latencies, errors, start.elapsed())
 }
 
+/// Runs an open-loop load: `tasks` tasks together start `rate` operations
+/// per second for `duration`, each on a fixed schedule. A latency is measured
+/// from when the operation was due, not from when it was started, so that a
+/// slow answer that delays the next operations counts against them too (no
+/// coordinated omission). `make_op(task, seq)` as in [`run_load`].
+pub async fn run_paced<F, Fut, E>(tasks: usize, rate: f64, duration: Duration, make_op: F) -> LoadStats
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Send + 'static,
+{
+    let make_op = Arc::new(make_op);
+    let period = Duration::from_secs_f64(tasks as f64 / rate.max(f64::MIN_POSITIVE));
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for task in 0..tasks {
+        let make_op = Arc::clone(&make_op);
+        // Spread the tasks' schedules over one period.
+        let first = start + period.mul_f64(task as f64 / tasks as f64);
+        set.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            for seq in 0u64.. {
+                let due = first + period.mul_f64(seq as f64);
+                if due.duration_since(start) >= duration {
+                    break;
+                }
+                tokio::time::sleep_until(due).await;
+                match make_op(task, seq).await {
+                    Ok(()) => latencies.push(due.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+            (latencies, errors)
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    while let Some(joined) = set.join_next().await {
+        let (task_latencies, task_errors) = joined.unwrap_or_else(|e| {
+            std::panic::resume_unwind(e.into_panic());
+        });
+        latencies.extend(task_latencies);
+        errors += task_errors;
+    }
+    LoadStats::from_samples(latencies, errors, start.elapsed())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

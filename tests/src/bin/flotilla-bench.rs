@@ -19,6 +19,13 @@ enum Bench {
         #[arg(long)]
         quick: bool,
     },
+    /// The Kubernetes API of a 3-replica hub: a paced create/update/get/list/watch
+    /// mix (writes against etcd at the same rate), then saturation.
+    Api {
+        /// Short runs (4 s each) for CI's smoke test.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Replicated durable writes on a 3-replica hub against a 3-member etcd,
     /// and the write gap when the hub's leader is killed.
     Store {
@@ -31,6 +38,10 @@ enum Bench {
 fn main() -> anyhow::Result<()> {
     let line = match Cli::parse().bench {
         Bench::Codec { quick } => bench::codec::run(quick).to_json(),
+        Bench::Api { quick } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(bench::api::run(quick))?,
         Bench::Store { quick } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

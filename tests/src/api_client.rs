@@ -1,0 +1,150 @@
+//! A small HTTPS client for the hub's Kubernetes API, for tests and
+//! benchmarks that need more control than kubectl gives (timing each call,
+//! many concurrent connections, raw status codes).
+//!
+//! One [`ApiClient`] is one HTTP/1.1 keep-alive connection (hyper's
+//! connection-level client over tokio-rustls) authenticated with the admin
+//! certificate of a replica's PKI directory.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::Request;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// An answer: the HTTP status code and the body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub code: u16,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One keep-alive connection to one replica's API.
+#[derive(Debug)]
+pub struct ApiClient {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl ApiClient {
+    /// The client TLS configuration of the admin certificate in `pki_dir`.
+    pub fn admin_tls(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        flotilla_hub::server::admin_client_config(pki_dir)
+    }
+
+    /// Connects to `addr` (`ip:port`).
+    pub async fn connect(addr: &str, tls: Arc<rustls::ClientConfig>) -> anyhow::Result<Self> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let ip: std::net::IpAddr = addr
+            .rsplit_once(':')
+            .map(|(host, _)| host.trim_matches(['[', ']']))
+            .unwrap_or(addr)
+            .parse()?;
+        let stream = TlsConnector::from(tls)
+            .connect(ServerName::IpAddress(ip.into()), tcp)
+            .await?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(ApiClient {
+            sender,
+            host: addr.to_owned(),
+        })
+    }
+
+    /// Sends one request and reads the whole answer.
+    pub async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Answer> {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host)
+            .header("content-type", content_type)
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let code = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Answer { code, body })
+    }
+
+    pub async fn get(&mut self, path: &str) -> anyhow::Result<Answer> {
+        self.call("GET", path, "application/json", Vec::new()).await
+    }
+
+    pub async fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<Answer> {
+        self.call("POST", path, "application/json", serde_json::to_vec(body)?)
+            .await
+    }
+
+    pub async fn put(&mut self, path: &str, body: &Value) -> anyhow::Result<Answer> {
+        self.call("PUT", path, "application/json", serde_json::to_vec(body)?)
+            .await
+    }
+
+    /// Starts a watch; read its events with [`Watch::next`]. The connection
+    /// is the watch's from now on.
+    pub async fn watch(mut self, path: &str) -> anyhow::Result<Watch> {
+        let request = Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("host", &self.host)
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::new()))?;
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        anyhow::ensure!(response.status() == 200, "watch answered {}", response.status());
+        Ok(Watch {
+            body: response.into_body(),
+            buffer: Vec::new(),
+        })
+    }
+}
+
+/// A running watch.
+#[derive(Debug)]
+pub struct Watch {
+    body: hyper::body::Incoming,
+    buffer: Vec<u8>,
+}
+
+impl Watch {
+    /// The next event (`{"type": ..., "object": ...}`), or `None` when the server ended the watch.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Value>> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                return Ok(Some(serde_json::from_slice(&line)?));
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(frame) => {
+                    if let Ok(data) = frame?.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+}
