@@ -1113,6 +1113,27 @@ mod tests {
     }
 
     #[test]
+    fn a_negative_grace_period_may_only_become_one() {
+        let mut old = stored(pod());
+        if let Object::Pod(pod) = &mut old {
+            pod.spec.termination_grace_period_seconds = Some(-1);
+        }
+        let to_one = update_errors(&old, |v| {
+            v["spec"]["terminationGracePeriodSeconds"] = json!(1)
+        });
+        assert_eq!(to_one, Vec::<String>::new());
+        let to_five = update_errors(&old, |v| {
+            v["spec"]["terminationGracePeriodSeconds"] = json!(5)
+        });
+        assert_eq!(
+            to_five,
+            [format!(
+                "spec: Forbidden: {POD_UPDATE_FORBIDDEN}\n- spec.terminationGracePeriodSeconds: -1\n+ spec.terminationGracePeriodSeconds: 5"
+            )]
+        );
+    }
+
+    #[test]
     fn an_update_may_not_change_the_kind() {
         let old = stored(deployment());
         let mut value = deployment();
