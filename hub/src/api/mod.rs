@@ -10,6 +10,8 @@
 //! from [`table`].
 
 pub mod authz;
+pub mod discovery;
+pub mod openapi;
 pub mod patch;
 pub mod strategy;
 pub mod table;
