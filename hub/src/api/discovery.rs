@@ -501,3 +501,319 @@ pub fn respond_api(headers: &HeaderMap) -> Response {
 pub fn respond_apis(headers: &HeaderMap) -> Response {
     respond(false, headers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entries of `/api/v1` as a kube-apiserver v1.31 cluster serves them.
+    const KUBE_V1_31_CORE: &[&str] = &[
+        r#"{"name":"configmaps","singularName":"configmap","namespaced":true,"kind":"ConfigMap","verbs":["create","delete","deletecollection","get","list","patch","update","watch"],"shortNames":["cm"],"storageVersionHash":"qFsyl6wFWjQ="}"#,
+        r#"{"name":"endpoints","singularName":"endpoints","namespaced":true,"kind":"Endpoints","verbs":["create","delete","deletecollection","get","list","patch","update","watch"],"shortNames":["ep"],"storageVersionHash":"fWeeMqaN/OA="}"#,
+        r#"{"name":"events","singularName":"event","namespaced":true,"kind":"Event","verbs":["create","delete","deletecollection","get","list","patch","update","watch"],"shortNames":["ev"],"storageVersionHash":"r2yiGXH7wu8="}"#,
+        r#"{"name":"namespaces","singularName":"namespace","namespaced":false,"kind":"Namespace","verbs":["create","delete","get","list","patch","update","watch"],"shortNames":["ns"],"storageVersionHash":"Q3oi5N2YM8M="}"#,
+        r#"{"name":"namespaces/status","singularName":"","namespaced":false,"kind":"Namespace","verbs":["get","patch","update"]}"#,
+        r#"{"name":"nodes","singularName":"node","namespaced":false,"kind":"Node","verbs":["create","delete","deletecollection","get","list","patch","update","watch"],"shortNames":["no"],"storageVersionHash":"XwShjMxG9Fs="}"#,
+        r#"{"name":"nodes/status","singularName":"","namespaced":false,"kind":"Node","verbs":["get","patch","update"]}"#,
+        r#"{"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["create","delete","deletecollection","get","list","patch","update","watch"],"shortNames":["po"],"categories":["all"],"storageVersionHash":"xPOwRZ+Yhw8="}"#,
+        r#"{"name":"pods/log","singularName":"","namespaced":true,"kind":"Pod","verbs":["get"]}"#,
+        r#"{"name":"pods/status","singularName":"","namespaced":true,"kind":"Pod","verbs":["get","patch","update"]}"#,
+        r#"{"name":"secrets","singularName":"secret","namespaced":true,"kind":"Secret","verbs":["create","delete","deletecollection","get","list","patch","update","watch"],"storageVersionHash":"S6u1pOWzb84="}"#,
+        r#"{"name":"services","singularName":"service","namespaced":true,"kind":"Service","verbs":["create","delete","deletecollection","get","list","patch","update","watch"],"shortNames":["svc"],"categories":["all"],"storageVersionHash":"0/CO1lhkEBI="}"#,
+        r#"{"name":"services/status","singularName":"","namespaced":true,"kind":"Service","verbs":["get","patch","update"]}"#,
+    ];
+
+    fn resources(group: &str, version: &str) -> Vec<Value> {
+        let list = api_resource_list(group, version).expect("group version is served");
+        list["resources"].as_array().expect("resources").clone()
+    }
+
+    fn resource(group: &str, version: &str, name: &str) -> Value {
+        resources(group, version)
+            .into_iter()
+            .find(|resource| resource["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is listed"))
+    }
+
+    #[test]
+    fn core_resources_are_listed_as_kube_apiserver_lists_them() {
+        for expected in KUBE_V1_31_CORE {
+            let expected: Value = serde_json::from_str(expected).expect("fixture is JSON");
+            let name = expected["name"].as_str().expect("name");
+            assert_eq!(resource("", "v1", name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn scale_subresources_name_autoscaling_v1_scale() {
+        for name in ["deployments/scale", "replicasets/scale"] {
+            let scale = resource("apps", "v1", name);
+            assert_eq!(
+                scale,
+                json!({"name": name, "singularName": "", "namespaced": true, "group": "autoscaling",
+                       "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}),
+            );
+        }
+    }
+
+    #[test]
+    fn named_group_resources_carry_short_names_categories_and_hashes() {
+        let cases = [
+            (
+                "apps",
+                "deployments",
+                "Deployment",
+                &["deploy"][..],
+                &["all"][..],
+                "8aSe+NMegvE=",
+            ),
+            (
+                "apps",
+                "replicasets",
+                "ReplicaSet",
+                &["rs"],
+                &["all"],
+                "P1RzHs8/mWQ=",
+            ),
+            (
+                "apps",
+                "daemonsets",
+                "DaemonSet",
+                &["ds"],
+                &["all"],
+                "dd7pWHUlMKQ=",
+            ),
+            ("batch", "jobs", "Job", &[], &["all"], "mudhfqk/qZY="),
+        ];
+        for (group, name, kind, short_names, categories, hash) in cases {
+            let found = resource(group, "v1", name);
+            assert_eq!(found["kind"], kind);
+            assert_eq!(found["verbs"], strings(ALL_VERBS), "{name}");
+            assert_eq!(
+                found.get("shortNames").cloned().unwrap_or(json!([])),
+                strings(short_names)
+            );
+            assert_eq!(
+                found.get("categories").cloned().unwrap_or(json!([])),
+                strings(categories)
+            );
+            assert_eq!(found["storageVersionHash"], hash, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_kind_is_in_its_resource_list_and_in_aggregated_discovery() {
+        for info in KINDS {
+            let listed = resource(info.group, info.version, info.plural);
+            assert_eq!(listed["kind"], info.kind);
+            assert_eq!(listed["namespaced"], info.namespaced);
+
+            let document = aggregated_discovery(info.group.is_empty());
+            let group = document["items"]
+                .as_array()
+                .and_then(|items| {
+                    items.iter().find(|item| {
+                        item["metadata"]
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            == info.group
+                    })
+                })
+                .unwrap_or_else(|| panic!("group of {} is listed", info.kind));
+            let version = group["versions"]
+                .as_array()
+                .and_then(|versions| versions.iter().find(|v| v["version"] == info.version))
+                .expect("version is listed");
+            assert_eq!(version["freshness"], "Current");
+            let found = version["resources"]
+                .as_array()
+                .and_then(|resources| resources.iter().find(|r| r["resource"] == info.plural))
+                .unwrap_or_else(|| panic!("{} is in aggregated discovery", info.plural));
+            assert_eq!(
+                found["responseKind"],
+                response_kind(info.group, info.version, info.kind)
+            );
+            assert_eq!(
+                found["scope"],
+                if info.namespaced {
+                    "Namespaced"
+                } else {
+                    "Cluster"
+                }
+            );
+            assert_eq!(found["singularResource"], info.singular());
+            assert_eq!(found["verbs"], strings(verbs(info)));
+            let subresources: Vec<&str> = found
+                .get("subresources")
+                .and_then(Value::as_array)
+                .map(|all| {
+                    all.iter()
+                        .filter_map(|s| s["subresource"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let expected: Vec<&str> = subresources_of_names(info);
+            assert_eq!(subresources, expected, "{}", info.plural);
+        }
+    }
+
+    fn subresources_of_names(info: &KindInfo) -> Vec<&'static str> {
+        subresources(info).iter().map(|s| s.name).collect()
+    }
+
+    #[test]
+    fn aggregated_scale_subresource_has_its_own_response_kind() {
+        let document = aggregated_discovery(false);
+        let apps = &document["items"][0];
+        assert_eq!(apps["metadata"]["name"], "apps");
+        let deployments = apps["versions"][0]["resources"]
+            .as_array()
+            .and_then(|all| all.iter().find(|r| r["resource"] == "deployments"))
+            .expect("deployments");
+        assert_eq!(
+            deployments["subresources"],
+            json!([
+                {"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]},
+                {"subresource": "status", "responseKind": {"group": "apps", "version": "v1", "kind": "Deployment"}, "verbs": ["get", "patch", "update"]},
+            ])
+        );
+        assert_eq!(document["kind"], "APIGroupDiscoveryList");
+        assert_eq!(document["apiVersion"], "apidiscovery.k8s.io/v2");
+    }
+
+    #[test]
+    fn legacy_aggregated_discovery_is_the_unnamed_core_group_alone() {
+        let document = aggregated_discovery(true);
+        let items = document["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["metadata"].get("name"), None);
+        assert_eq!(items[0]["versions"][0]["version"], "v1");
+    }
+
+    #[test]
+    fn resources_are_sorted_by_name_with_subresources_after_their_parent() {
+        for (group, version) in group_versions() {
+            let names: Vec<String> = resources(group, version)
+                .iter()
+                .map(|r| r["name"].as_str().expect("name").to_owned())
+                .collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            assert_eq!(names, sorted, "{group}/{version}");
+        }
+    }
+
+    #[test]
+    fn unknown_groups_and_versions_are_not_found() {
+        assert_eq!(api_resource_list("", "v2"), None);
+        assert_eq!(api_resource_list("apps", "v1beta1"), None);
+        assert_eq!(api_resource_list("policy", "v1"), None);
+        assert_eq!(api_group("policy"), None);
+        assert_eq!(api_group(""), None);
+    }
+
+    #[test]
+    fn group_list_names_every_named_group_with_its_preferred_version() {
+        let list = api_group_list();
+        let names: Vec<&str> = list["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .filter_map(|group| group["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "apps",
+                "batch",
+                "coordination.k8s.io",
+                "rbac.authorization.k8s.io"
+            ]
+        );
+        let rbac = api_group("rbac.authorization.k8s.io").expect("rbac is served");
+        assert_eq!(rbac["kind"], "APIGroup");
+        assert_eq!(
+            rbac["preferredVersion"],
+            json!({"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"})
+        );
+        assert_eq!(api_versions()["versions"], json!(["v1"]));
+    }
+
+    #[test]
+    fn version_claims_the_kubernetes_release_it_serves() {
+        let version = version();
+        assert_eq!(version["major"], KUBERNETES_MAJOR);
+        assert_eq!(version["minor"], KUBERNETES_MINOR);
+        let prefix = format!("v{KUBERNETES_MAJOR}.{KUBERNETES_MINOR}.");
+        assert!(GIT_VERSION.starts_with(&prefix), "{GIT_VERSION}");
+        assert!(
+            version["platform"]
+                .as_str()
+                .is_some_and(|p| p.contains('/'))
+        );
+    }
+
+    #[test]
+    fn accept_headers_choose_the_discovery_format() {
+        use DiscoveryFormat::*;
+        let cases = [
+            // client-go 1.30+ (kubectl 1.30-1.33).
+            (
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json",
+                AggregatedV2,
+            ),
+            // client-go 1.26-1.29.
+            (
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json",
+                AggregatedV2Beta1,
+            ),
+            ("application/json", Plain),
+            ("application/json, */*", Plain),
+            ("*/*", Plain),
+            ("", Plain),
+            (
+                "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+                Plain,
+            ),
+            ("application/json;as=Table;g=meta.k8s.io;v=v1", Plain),
+            (
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList;q=0.5,application/json",
+                Plain,
+            ),
+            (
+                "application/json;q=0.1, application/json; g=\"apidiscovery.k8s.io\"; v=v2; as=APIGroupDiscoveryList",
+                AggregatedV2,
+            ),
+            (
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList;q=0",
+                Plain,
+            ),
+        ];
+        for (accept, expected) in cases {
+            assert_eq!(negotiate(accept), expected, "{accept}");
+        }
+    }
+
+    #[test]
+    fn each_format_has_its_document_and_content_type() {
+        let v2beta1 = discovery_document(false, DiscoveryFormat::AggregatedV2Beta1);
+        assert_eq!(v2beta1["apiVersion"], "apidiscovery.k8s.io/v2beta1");
+        assert_eq!(v2beta1["items"], aggregated_discovery(false)["items"]);
+        assert_eq!(
+            discovery_document(true, DiscoveryFormat::Plain),
+            api_versions()
+        );
+        assert_eq!(
+            discovery_document(false, DiscoveryFormat::Plain),
+            api_group_list()
+        );
+
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(AGGREGATED_V2));
+        let response = respond_apis(&headers);
+        assert_eq!(response.headers()[CONTENT_TYPE], AGGREGATED_V2);
+        let response = respond_api(&HeaderMap::new());
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    }
+}

@@ -1310,3 +1310,545 @@ fn v2_protobuf() -> Vec<u8> {
     })
     .0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPERATION_METHODS: &[&str] = &["get", "put", "post", "patch", "delete"];
+
+    /// Why kubectl's `supportsQueryParamV3` says no.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Verdict {
+        Supported,
+        Unsupported,
+        PathNotFound,
+    }
+
+    /// `supportsQueryParamV3` of `k8s.io/cli-runtime/pkg/resource/
+    /// query_param_verifier_v3.go`: the first PATCH operation whose
+    /// extension names the kind decides, by its own parameters.
+    fn supports_query_param_v3(
+        document: &Value,
+        gvk: (&str, &str, &str),
+        parameter: &str,
+    ) -> Verdict {
+        let paths = document["paths"].as_object().expect("paths");
+        for path in paths.values() {
+            let Some(patch) = path.get("patch") else {
+                continue;
+            };
+            let extension = &patch["x-kubernetes-group-version-kind"];
+            if (
+                extension["group"].as_str(),
+                extension["version"].as_str(),
+                extension["kind"].as_str(),
+            ) != (Some(gvk.0), Some(gvk.1), Some(gvk.2))
+            {
+                continue;
+            }
+            let found = patch["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == parameter && p["in"] == "query");
+            return if found {
+                Verdict::Supported
+            } else {
+                Verdict::Unsupported
+            };
+        }
+        Verdict::PathNotFound
+    }
+
+    /// `gvkSupportsPatchOpenAPIV3` of `k8s.io/kubectl/pkg/cmd/apply/patcher.go`.
+    fn supports_strategic_merge_patch_v3(document: &Value, gvk: (&str, &str, &str)) -> bool {
+        for path in document["paths"].as_object().expect("paths").values() {
+            let Some(patch) = path.get("patch") else {
+                continue;
+            };
+            let extension = &patch["x-kubernetes-group-version-kind"];
+            if extension == &json!({"group": gvk.0, "version": gvk.1, "kind": gvk.2}) {
+                return patch
+                    .get("requestBody")
+                    .and_then(|body| body.get("content"))
+                    .is_some_and(|content| {
+                        content
+                            .get("application/strategic-merge-patch+json")
+                            .is_some()
+                    });
+            }
+        }
+        false
+    }
+
+    /// The document of a group version the way client-go's `openapi3.Root`
+    /// finds it: through the root's `serverRelativeURL`.
+    fn fetch_v3(group: &str, version: &str) -> (Value, String) {
+        let key = if group.is_empty() {
+            format!("api/{version}")
+        } else {
+            format!("apis/{group}/{version}")
+        };
+        let root = openapi_v3_root();
+        let url = root["paths"][&key]["serverRelativeURL"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} is in the root"));
+        let (path, query) = url.split_once('?').expect("the URL has a query");
+        let document = openapi_v3(path.strip_prefix("/openapi/v3/").expect("prefix"))
+            .unwrap_or_else(|| panic!("{url} is served"));
+        let hash = query.strip_prefix("hash=").expect("hash").to_owned();
+        (document, hash)
+    }
+
+    #[test]
+    fn kubectl_leaves_field_validation_to_the_server_for_every_kind() {
+        for info in KINDS {
+            let (document, _) = fetch_v3(info.group, info.version);
+            // The document parses as kubectl reads it: JSON, version 3.
+            assert_eq!(document["openapi"], "3.0.0");
+            let gvk = (info.group, info.version, info.kind);
+            assert_eq!(
+                supports_query_param_v3(&document, gvk, "fieldValidation"),
+                Verdict::Supported,
+                "{}",
+                info.kind
+            );
+            assert_eq!(
+                supports_query_param_v3(&document, gvk, "dryRun"),
+                Verdict::Supported,
+                "{}",
+                info.kind
+            );
+        }
+    }
+
+    #[test]
+    fn a_kind_from_another_group_version_is_not_found() {
+        let (apps, _) = fetch_v3("apps", "v1");
+        assert_eq!(
+            supports_query_param_v3(&apps, ("", "v1", "Pod"), "fieldValidation"),
+            Verdict::PathNotFound
+        );
+        assert_eq!(openapi_v3("apis/policy/v1"), None);
+        assert_eq!(openapi_v3("apis/apps"), None);
+        assert_eq!(
+            openapi_v3("/apis/apps/v1/").map(|d| d["openapi"].clone()),
+            Some(json!("3.0.0"))
+        );
+    }
+
+    #[test]
+    fn every_patch_operation_lists_the_write_parameters() {
+        // kubectl stops at the first matching PATCH in Go's random map
+        // order, so the status subresource must answer the same.
+        for (group, version) in discovery::group_versions() {
+            let (document, _) = fetch_v3(group, version);
+            for (path, item) in document["paths"].as_object().expect("paths") {
+                let Some(patch) = item.get("patch") else {
+                    continue;
+                };
+                let names: Vec<&str> = patch["parameters"]
+                    .as_array()
+                    .expect("parameters")
+                    .iter()
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                assert_eq!(names, PATCH_QUERY, "{path}");
+            }
+        }
+    }
+
+    #[test]
+    fn kubectl_apply_builds_patches_from_its_compiled_in_types() {
+        for info in KINDS {
+            let (document, _) = fetch_v3(info.group, info.version);
+            assert!(
+                !supports_strategic_merge_patch_v3(
+                    &document,
+                    (info.group, info.version, info.kind)
+                ),
+                "{}",
+                info.kind
+            );
+        }
+        let v2 = openapi_v2();
+        for item in v2["paths"].as_object().expect("paths").values() {
+            if let Some(patch) = item.get("patch") {
+                assert_eq!(patch["consumes"], json!(PATCH_CONSUMES));
+            }
+        }
+    }
+
+    #[test]
+    fn object_paths_have_every_operation_kubectl_uses() {
+        let cases = [
+            (
+                "",
+                "v1",
+                "/api/v1/namespaces/{namespace}/pods/{name}",
+                "Pod",
+                "NamespacedPod",
+            ),
+            (
+                "apps",
+                "v1",
+                "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+                "Deployment",
+                "NamespacedDeployment",
+            ),
+            ("", "v1", "/api/v1/nodes/{name}", "Node", "Node"),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}",
+                "ClusterRole",
+                "ClusterRole",
+            ),
+        ];
+        for (group, version, path, kind, id) in cases {
+            let (document, _) = fetch_v3(group, version);
+            let item = &document["paths"][path];
+            let gv = format!("{}{}", group_ident(group), upper_first(version));
+            for (method, action, verb) in [
+                ("get", "get", "read"),
+                ("put", "put", "replace"),
+                ("patch", "patch", "patch"),
+                ("delete", "delete", "delete"),
+            ] {
+                let operation = &item[method];
+                assert_eq!(operation["x-kubernetes-action"], action, "{method} {path}");
+                assert_eq!(
+                    operation["x-kubernetes-group-version-kind"],
+                    json!({"group": group, "version": version, "kind": kind})
+                );
+                assert_eq!(operation["operationId"], format!("{verb}{gv}{id}"));
+            }
+            let path_parameters: Vec<&str> = item["parameters"]
+                .as_array()
+                .expect("parameters")
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            let expected: &[&str] = if path.contains("{namespace}") {
+                &["name", "namespace"]
+            } else {
+                &["name"]
+            };
+            assert_eq!(path_parameters, expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn collections_and_subresources_follow_kube_apiserver() {
+        let (apps, _) = fetch_v3("apps", "v1");
+        let paths = &apps["paths"];
+        let all = &paths["/apis/apps/v1/deployments"];
+        assert_eq!(
+            all["get"]["operationId"],
+            "listAppsV1DeploymentForAllNamespaces"
+        );
+        let collection = &paths["/apis/apps/v1/namespaces/{namespace}/deployments"];
+        assert_eq!(collection["get"]["x-kubernetes-action"], "list");
+        assert_eq!(
+            collection["post"]["operationId"],
+            "createAppsV1NamespacedDeployment"
+        );
+        assert_eq!(
+            collection["delete"]["operationId"],
+            "deleteAppsV1CollectionNamespacedDeployment"
+        );
+        let scale = &paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"];
+        assert_eq!(
+            scale["patch"]["operationId"],
+            "patchAppsV1NamespacedDeploymentScale"
+        );
+        assert_eq!(
+            scale["patch"]["x-kubernetes-group-version-kind"],
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+        );
+        assert_eq!(scale.get("delete"), None);
+        let (core, _) = fetch_v3("", "v1");
+        let log = &core["paths"]["/api/v1/namespaces/{namespace}/pods/{name}/log"];
+        assert_eq!(log["get"]["operationId"], "readCoreV1NamespacedPodLog");
+        assert!(log["get"]["responses"]["200"]["content"]["text/plain"].is_object());
+        assert_eq!(
+            log.as_object().map(|o| o.len()),
+            Some(2),
+            "parameters and get only"
+        );
+        let nodes = &core["paths"]["/api/v1/nodes"];
+        assert_eq!(nodes["delete"]["operationId"], "deleteCoreV1CollectionNode");
+        assert_eq!(
+            core["paths"].get("/api/v1/namespaces/{namespace}/nodes"),
+            None
+        );
+    }
+
+    #[test]
+    fn every_operation_names_its_action_and_kind() {
+        let mut documents: Vec<Value> = discovery::group_versions()
+            .into_iter()
+            .map(|(group, version)| fetch_v3(group, version).0)
+            .collect();
+        documents.push(openapi_v2());
+        for document in &documents {
+            for (path, item) in document["paths"].as_object().expect("paths") {
+                for method in OPERATION_METHODS {
+                    let Some(operation) = item.get(*method) else {
+                        continue;
+                    };
+                    assert!(
+                        operation["x-kubernetes-action"].is_string(),
+                        "{method} {path}"
+                    );
+                    assert!(
+                        operation["x-kubernetes-group-version-kind"]["kind"].is_string(),
+                        "{method} {path}"
+                    );
+                    assert!(operation["operationId"].is_string(), "{method} {path}");
+                }
+            }
+        }
+    }
+
+    fn references<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target);
+                }
+                map.values().for_each(|v| references(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let mut documents: Vec<(Value, &str, &str)> = discovery::group_versions()
+            .into_iter()
+            .map(|(group, version)| (fetch_v3(group, version).0, V3_PREFIX, "/components/schemas"))
+            .collect();
+        documents.push((openapi_v2(), V2_PREFIX, "/definitions"));
+        for (document, prefix, schemas) in &documents {
+            let mut found = Vec::new();
+            references(document, &mut found);
+            assert!(!found.is_empty());
+            for target in found {
+                let name = target
+                    .strip_prefix(prefix)
+                    .unwrap_or_else(|| panic!("{target}"));
+                let schema = document.pointer(schemas).and_then(|s| s.get(name));
+                assert!(schema.is_some(), "{target} resolves");
+            }
+        }
+    }
+
+    #[test]
+    fn kind_schemas_carry_their_group_version_kind_for_explain() {
+        for info in KINDS {
+            let (document, _) = fetch_v3(info.group, info.version);
+            let schema = &document["components"]["schemas"][schema_name(info)];
+            assert_eq!(
+                schema["x-kubernetes-group-version-kind"],
+                json!([{"group": info.group, "kind": info.kind, "version": info.version}])
+            );
+        }
+        assert_eq!(schema_name(&KINDS[2]), "io.k8s.api.core.v1.Pod");
+    }
+
+    #[test]
+    fn the_hash_is_the_served_documents_and_changes_with_it() {
+        for (group, version) in discovery::group_versions() {
+            let (document, hash) = fetch_v3(group, version);
+            assert_eq!(hash, content_hash(&document));
+            assert_eq!(hash.len(), 64);
+            assert!(
+                hash.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+            assert_eq!(
+                content_hash(&v3_document(group, version)),
+                hash,
+                "stable across builds"
+            );
+            let mut changed = document.clone();
+            changed["info"]["version"] = "v0.0.0".into();
+            assert_ne!(content_hash(&changed), hash);
+        }
+        let (core, core_hash) = fetch_v3("", "v1");
+        let (apps, apps_hash) = fetch_v3("apps", "v1");
+        assert_ne!(core, apps);
+        assert_ne!(core_hash, apps_hash);
+    }
+
+    #[test]
+    fn accept_headers_choose_the_v2_encoding() {
+        let cases = [
+            (
+                "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+                Some("application/octet-stream"),
+            ),
+            (
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                Some(OPENAPI_V2_PROTOBUF),
+            ),
+            ("application/json", None),
+            (
+                "application/json, application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+                None,
+            ),
+            ("", None),
+            ("*/*", None),
+        ];
+        for (accept, expected) in cases {
+            assert_eq!(v2_protobuf_content_type(accept), expected, "{accept}");
+        }
+    }
+
+    /// A decoded protobuf field: a varint or the bytes of a length-delimited one.
+    #[derive(Debug)]
+    enum Field<'a> {
+        Varint(u64),
+        Bytes(&'a [u8]),
+    }
+
+    fn read_varint(bytes: &[u8], at: &mut usize) -> u64 {
+        let mut value = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = bytes[*at];
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        value
+    }
+
+    /// The fields of one message, in order.
+    fn decode(bytes: &[u8]) -> Vec<(u64, Field<'_>)> {
+        let mut fields = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let key = read_varint(bytes, &mut at);
+            let field = match key & 7 {
+                0 => Field::Varint(read_varint(bytes, &mut at)),
+                2 => {
+                    let len = read_varint(bytes, &mut at) as usize;
+                    at += len;
+                    Field::Bytes(&bytes[at - len..at])
+                }
+                other => panic!("unexpected wire type {other}"),
+            };
+            fields.push((key >> 3, field));
+        }
+        fields
+    }
+
+    fn messages(bytes: &[u8], number: u64) -> Vec<&[u8]> {
+        decode(bytes)
+            .into_iter()
+            .filter_map(|(field, value)| match value {
+                Field::Bytes(bytes) if field == number => Some(bytes),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn string(bytes: &[u8], number: u64) -> String {
+        messages(bytes, number)
+            .first()
+            .map(|b| String::from_utf8(b.to_vec()).expect("UTF-8"))
+            .unwrap_or_default()
+    }
+
+    /// `supportsQueryParam` of `k8s.io/cli-runtime/pkg/resource/
+    /// query_param_verifier.go` over the decoded gnostic document.
+    fn supports_query_param_v2(
+        document: &[u8],
+        gvk: (&str, &str, &str),
+        parameter: &str,
+    ) -> Verdict {
+        let paths = messages(document, 8)[0];
+        for named in messages(paths, 2) {
+            let Some(patch) = messages(messages(named, 2)[0], 8).first().copied() else {
+                continue;
+            };
+            let matches = messages(patch, 13).into_iter().any(|extension| {
+                let yaml = string(messages(extension, 2)[0], 2);
+                string(extension, 1) == "x-kubernetes-group-version-kind"
+                    && serde_json::from_str::<Value>(&yaml).ok()
+                        == Some(json!({"group": gvk.0, "version": gvk.1, "kind": gvk.2}))
+            });
+            if !matches {
+                continue;
+            }
+            let found = messages(patch, 8).into_iter().any(|item| {
+                let non_body = messages(messages(item, 1)[0], 2);
+                non_body.first().is_some_and(|non_body| {
+                    messages(non_body, 3)
+                        .first()
+                        .is_some_and(|query| string(query, 4) == parameter)
+                })
+            });
+            return if found {
+                Verdict::Supported
+            } else {
+                Verdict::Unsupported
+            };
+        }
+        Verdict::PathNotFound
+    }
+
+    #[test]
+    fn the_v2_protobuf_tells_older_kubectl_the_server_validates_fields() {
+        let document = openapi_v2_protobuf();
+        assert_eq!(string(&document, 1), "2.0");
+        assert!(messages(&document, 9).is_empty(), "no definitions");
+        for info in KINDS {
+            let gvk = (info.group, info.version, info.kind);
+            assert_eq!(
+                supports_query_param_v2(&document, gvk, "fieldValidation"),
+                Verdict::Supported,
+                "{}",
+                info.kind
+            );
+        }
+        assert_eq!(
+            supports_query_param_v2(
+                &document,
+                ("policy", "v1", "PodDisruptionBudget"),
+                "fieldValidation"
+            ),
+            Verdict::PathNotFound
+        );
+    }
+
+    #[test]
+    fn the_v2_protobuf_has_every_path_of_the_json_document() {
+        let document = openapi_v2_protobuf();
+        let paths = messages(&document, 8)[0];
+        let names: Vec<String> = messages(paths, 2)
+            .into_iter()
+            .map(|named| string(named, 1))
+            .collect();
+        let json_names: Vec<String> = openapi_v2()["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(names, json_names);
+        // Proto3 writes `true` as the varint 1 and leaves `false` out.
+        let first = messages(messages(paths, 2)[0], 2)[0];
+        let get = messages(first, 2)[0];
+        let parameter = messages(messages(messages(get, 8)[0], 1)[0], 2)[0];
+        let query = messages(parameter, 3)[0];
+        assert!(matches!(decode(query).last(), Some((20, Field::Varint(1)))));
+    }
+}
