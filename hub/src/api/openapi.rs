@@ -226,7 +226,9 @@ struct Operation {
     description: String,
     tag: String,
     gvk: (&'static str, &'static str, &'static str),
+    /// Names of its own query parameters (see [`query_parameter`]).
     query: &'static [&'static str],
+    /// The request body and whether it is required.
     body: Option<(Payload, bool)>,
     /// `(status code, payload)`.
     responses: Vec<(&'static str, Payload)>,
@@ -1455,7 +1457,11 @@ mod tests {
                     .filter(|p| p["in"] == "query")
                     .filter_map(|p| p["name"].as_str())
                     .collect();
-                assert_eq!(names, PATCH_QUERY, "{path}");
+                assert_eq!(
+                    names,
+                    ["dryRun", "fieldManager", "fieldValidation", "force"],
+                    "{path}"
+                );
             }
         }
     }
