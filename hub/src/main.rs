@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use flotilla_hub::api::ApiConfig;
 use flotilla_hub::check;
 use flotilla_hub::replica::{Client, Dialer, Options};
-use flotilla_hub::api::ApiConfig;
 use flotilla_hub::server::{self, ServerArgs};
 use flotilla_shared::manifest::FieldValidation;
 

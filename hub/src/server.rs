@@ -173,7 +173,10 @@ pub async fn run(
     // The system namespaces and the bootstrap policy: a new cluster is
     // usable when it says ready; a replica without a quorum still starts.
     let defaults = tokio::spawn(api::sync::ensure_defaults(api_state.storage.clone()));
-    if tokio::time::timeout(Duration::from_secs(10), defaults).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), defaults)
+        .await
+        .is_err()
+    {
         warn!("the default namespaces and policy are not in place yet; continuing");
     }
     let api_url = format!("https://{}", join_host_port(advertised_host, api_port));

@@ -114,7 +114,11 @@ impl ApiClient {
             .body(Full::new(Bytes::new()))?;
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
-        anyhow::ensure!(response.status() == 200, "watch answered {}", response.status());
+        anyhow::ensure!(
+            response.status() == 200,
+            "watch answered {}",
+            response.status()
+        );
         Ok(Watch {
             body: response.into_body(),
             buffer: Vec::new(),

@@ -48,7 +48,8 @@ impl Kubectl {
         config["users"] = json!([{ "name": user, "user": { "token": token } }]);
         config["contexts"][0]["context"]["user"] = json!(user);
         let path = dir.join(format!("{user}.kubeconfig"));
-        std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("encode")).expect("write kubeconfig");
+        std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("encode"))
+            .expect("write kubeconfig");
         Kubectl::new(&path)
     }
 
@@ -69,7 +70,11 @@ impl Kubectl {
     pub fn run_with_input(&self, args: &[&str], stdin: Option<&str>) -> Run {
         let mut command = self.command(args);
         command
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("run kubectl (is it installed?)");
@@ -91,14 +96,25 @@ impl Kubectl {
     /// Runs kubectl and returns its output; panics with its stderr when it fails.
     pub fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);
-        assert!(run.success, "kubectl {} failed:\n{}{}", args.join(" "), run.stdout, run.stderr);
+        assert!(
+            run.success,
+            "kubectl {} failed:\n{}{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        );
         run.stdout
     }
 
     /// Runs kubectl expecting it to fail; returns its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let run = self.run(args);
-        assert!(!run.success, "kubectl {} should have failed:\n{}", args.join(" "), run.stdout);
+        assert!(
+            !run.success,
+            "kubectl {} should have failed:\n{}",
+            args.join(" "),
+            run.stdout
+        );
         run.stderr
     }
 
@@ -107,7 +123,11 @@ impl Kubectl {
         let mut args = vec!["apply", "-f", "-"];
         args.extend_from_slice(extra);
         let run = self.run_with_input(&args, Some(manifest));
-        assert!(run.success, "kubectl apply failed:\n{}{}", run.stdout, run.stderr);
+        assert!(
+            run.success,
+            "kubectl apply failed:\n{}{}",
+            run.stdout, run.stderr
+        );
         run.stdout
     }
 

@@ -86,7 +86,10 @@ pub struct Credentials<'a> {
 pub enum Outcome {
     User(UserInfo),
     /// `ID.SECRET`: look up the Secret and call [`bootstrap_user`].
-    Bootstrap { id: String, secret: String },
+    Bootstrap {
+        id: String,
+        secret: String,
+    },
 }
 
 impl Authenticator {
@@ -117,7 +120,8 @@ impl Authenticator {
         if let Some(identity) = credentials.certificate
             && !identity.common_name.is_empty()
         {
-            let mut user = UserInfo::new(identity.common_name.clone(), identity.organizations.clone());
+            let mut user =
+                UserInfo::new(identity.common_name.clone(), identity.organizations.clone());
             add_authenticated(&mut user);
             return Ok(Outcome::User(user));
         }
@@ -218,7 +222,9 @@ pub fn bootstrap_user(
         for group in extra.split(',').map(str::trim).filter(|g| !g.is_empty()) {
             // Kubernetes accepts only groups under system:bootstrappers: here too.
             if !group.starts_with("system:bootstrappers:") {
-                return Err(fail("auth-extra-groups may only name system:bootstrappers:* groups"));
+                return Err(fail(
+                    "auth-extra-groups may only name system:bootstrappers:* groups",
+                ));
             }
             user.groups.push(group.to_owned());
         }
@@ -315,7 +321,10 @@ mod tests {
         });
         assert_eq!(
             outcome,
-            Ok(Outcome::User(UserInfo::new("alice", ["dev", "ops", AUTHENTICATED])))
+            Ok(Outcome::User(UserInfo::new(
+                "alice",
+                ["dev", "ops", AUTHENTICATED]
+            )))
         );
     }
 
@@ -339,27 +348,47 @@ mod tests {
         });
         assert!(matches!(carol, Ok(Outcome::User(u)) if u.name == "carol"));
         assert_eq!(
-            authn.authenticate(Credentials { certificate: None, authorization: Some("Bearer nope") }),
+            authn.authenticate(Credentials {
+                certificate: None,
+                authorization: Some("Bearer nope")
+            }),
             Err(AuthnError::UnknownToken)
         );
         assert_eq!(
-            authn.authenticate(Credentials { certificate: None, authorization: Some("Basic YTpi") }),
+            authn.authenticate(Credentials {
+                certificate: None,
+                authorization: Some("Basic YTpi")
+            }),
             Err(AuthnError::NotBearer)
         );
     }
 
     #[test]
     fn bad_token_files_are_refused_with_the_line() {
-        for (text, line) in [("a,b\n", 1), ("x,y,z\nx,u,v\n", 2), ("a,\"b,c\n", 1), (",u,1\n", 1)] {
-            assert_eq!(parse_token_file(text).map(|_| ()).unwrap_err().0, line, "{text:?}");
+        for (text, line) in [
+            ("a,b\n", 1),
+            ("x,y,z\nx,u,v\n", 2),
+            ("a,\"b,c\n", 1),
+            (",u,1\n", 1),
+        ] {
+            assert_eq!(
+                parse_token_file(text).map(|_| ()).unwrap_err().0,
+                line,
+                "{text:?}"
+            );
         }
     }
 
     #[test]
     fn anonymous_requests_are_refused_unless_allowed() {
         let none = Credentials::default();
-        assert_eq!(Authenticator::new(false).authenticate(none), Err(AuthnError::Anonymous));
-        let Ok(Outcome::User(user)) = Authenticator::new(true).authenticate(none) else { panic!() };
+        assert_eq!(
+            Authenticator::new(false).authenticate(none),
+            Err(AuthnError::Anonymous)
+        );
+        let Ok(Outcome::User(user)) = Authenticator::new(true).authenticate(none) else {
+            panic!()
+        };
         assert_eq!(user.name, "system:anonymous");
         assert!(!user.in_group(AUTHENTICATED));
     }
@@ -391,41 +420,102 @@ mod tests {
     fn bootstrap_tokens_are_checked_against_their_secret() {
         let authn = Authenticator::new(false);
         let outcome = authn
-            .authenticate(Credentials { certificate: None, authorization: Some("Bearer abcdef.0123456789abcdef") })
+            .authenticate(Credentials {
+                certificate: None,
+                authorization: Some("Bearer abcdef.0123456789abcdef"),
+            })
             .unwrap();
         assert_eq!(
             outcome,
-            Outcome::Bootstrap { id: "abcdef".into(), secret: "0123456789abcdef".into() }
+            Outcome::Bootstrap {
+                id: "abcdef".into(),
+                secret: "0123456789abcdef".into()
+            }
         );
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
         let secret = token_secret(
             "abcdef",
             "0123456789abcdef",
-            &[("auth-extra-groups", "system:bootstrappers:gateways"), ("expiration", "2026-12-01T00:00:00Z")],
+            &[
+                ("auth-extra-groups", "system:bootstrappers:gateways"),
+                ("expiration", "2026-12-01T00:00:00Z"),
+            ],
         );
         let user = bootstrap_user("abcdef", "0123456789abcdef", Some(&secret), now).unwrap();
         assert_eq!(user.name, "system:bootstrap:abcdef");
-        assert_eq!(user.groups, [BOOTSTRAPPERS, "system:bootstrappers:gateways", AUTHENTICATED]);
+        assert_eq!(
+            user.groups,
+            [
+                BOOTSTRAPPERS,
+                "system:bootstrappers:gateways",
+                AUTHENTICATED
+            ]
+        );
 
-        let refused = |secret: Option<&Secret>, token: &str| bootstrap_user("abcdef", token, secret, now).unwrap_err();
-        assert!(matches!(refused(None, "0123456789abcdef"), AuthnError::Bootstrap { reason: "no such token", .. }));
-        assert!(matches!(refused(Some(&secret), "0123456789abcdeX"), AuthnError::Bootstrap { reason: "wrong secret", .. }));
-        let expired = token_secret("abcdef", "0123456789abcdef", &[("expiration", "2020-01-01T00:00:00Z")]);
-        assert!(matches!(refused(Some(&expired), "0123456789abcdef"), AuthnError::Bootstrap { reason: "the token has expired", .. }));
-        let escalating = token_secret("abcdef", "0123456789abcdef", &[("auth-extra-groups", "system:masters")]);
-        assert!(matches!(refused(Some(&escalating), "0123456789abcdef"), AuthnError::Bootstrap { .. }));
+        let refused = |secret: Option<&Secret>, token: &str| {
+            bootstrap_user("abcdef", token, secret, now).unwrap_err()
+        };
+        assert!(matches!(
+            refused(None, "0123456789abcdef"),
+            AuthnError::Bootstrap {
+                reason: "no such token",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(Some(&secret), "0123456789abcdeX"),
+            AuthnError::Bootstrap {
+                reason: "wrong secret",
+                ..
+            }
+        ));
+        let expired = token_secret(
+            "abcdef",
+            "0123456789abcdef",
+            &[("expiration", "2020-01-01T00:00:00Z")],
+        );
+        assert!(matches!(
+            refused(Some(&expired), "0123456789abcdef"),
+            AuthnError::Bootstrap {
+                reason: "the token has expired",
+                ..
+            }
+        ));
+        let escalating = token_secret(
+            "abcdef",
+            "0123456789abcdef",
+            &[("auth-extra-groups", "system:masters")],
+        );
+        assert!(matches!(
+            refused(Some(&escalating), "0123456789abcdef"),
+            AuthnError::Bootstrap { .. }
+        ));
         let mut unusable = token_secret("abcdef", "0123456789abcdef", &[]);
         unusable.data.remove("usage-bootstrap-authentication");
-        assert!(matches!(refused(Some(&unusable), "0123456789abcdef"), AuthnError::Bootstrap { .. }));
+        assert!(matches!(
+            refused(Some(&unusable), "0123456789abcdef"),
+            AuthnError::Bootstrap { .. }
+        ));
         let mut opaque = secret.clone();
         opaque.type_ = "Opaque".into();
-        assert!(matches!(refused(Some(&opaque), "0123456789abcdef"), AuthnError::Bootstrap { .. }));
+        assert!(matches!(
+            refused(Some(&opaque), "0123456789abcdef"),
+            AuthnError::Bootstrap { .. }
+        ));
     }
 
     #[test]
     fn only_well_formed_bootstrap_tokens_are_recognised() {
-        assert_eq!(parse_bootstrap_token("abcdef.0123456789abcdef"), Some(("abcdef", "0123456789abcdef")));
-        for bad in ["abcde.0123456789abcdef", "ABCDEF.0123456789abcdef", "abcdef.0123456789abcde", "abcdef0123456789abcdef"] {
+        assert_eq!(
+            parse_bootstrap_token("abcdef.0123456789abcdef"),
+            Some(("abcdef", "0123456789abcdef"))
+        );
+        for bad in [
+            "abcde.0123456789abcdef",
+            "ABCDEF.0123456789abcdef",
+            "abcdef.0123456789abcde",
+            "abcdef0123456789abcdef",
+        ] {
             assert_eq!(parse_bootstrap_token(bad), None, "{bad}");
         }
     }

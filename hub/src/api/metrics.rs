@@ -89,7 +89,11 @@ impl Metrics {
         out.push_str("# HELP apiserver_request_total Counter of API requests by verb, resource and HTTP code.\n");
         out.push_str("# TYPE apiserver_request_total counter\n");
         for ((l, code), count) in &families.requests {
-            let _ = writeln!(out, "apiserver_request_total{{{},code=\"{code}\"}} {count}", labels(l));
+            let _ = writeln!(
+                out,
+                "apiserver_request_total{{{},code=\"{code}\"}} {count}",
+                labels(l)
+            );
         }
         out.push_str("# HELP apiserver_request_duration_seconds Response latency by verb and resource (watches excluded).\n");
         out.push_str("# TYPE apiserver_request_duration_seconds histogram\n");
@@ -98,11 +102,26 @@ impl Metrics {
             let mut cumulative = 0;
             for (bound, count) in BUCKETS.iter().zip(&histogram.counts) {
                 cumulative += count;
-                let _ = writeln!(out, "apiserver_request_duration_seconds_bucket{{{l},le=\"{bound}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "apiserver_request_duration_seconds_bucket{{{l},le=\"{bound}\"}} {cumulative}"
+                );
             }
-            let _ = writeln!(out, "apiserver_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}", histogram.total);
-            let _ = writeln!(out, "apiserver_request_duration_seconds_sum{{{l}}} {}", histogram.sum);
-            let _ = writeln!(out, "apiserver_request_duration_seconds_count{{{l}}} {}", histogram.total);
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+                histogram.total
+            );
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_sum{{{l}}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_count{{{l}}} {}",
+                histogram.total
+            );
         }
         out
     }
@@ -125,17 +144,40 @@ mod tests {
     fn requests_are_counted_by_code_and_timed_in_cumulative_buckets() {
         let metrics = Metrics::default();
         metrics.record(labels("POST", "deployments"), 201, Duration::from_millis(3));
-        metrics.record(labels("POST", "deployments"), 201, Duration::from_millis(30));
-        metrics.record(labels("POST", "deployments"), 422, Duration::from_millis(700));
-        metrics.record(labels("WATCH", "deployments"), 200, Duration::from_secs(300));
+        metrics.record(
+            labels("POST", "deployments"),
+            201,
+            Duration::from_millis(30),
+        );
+        metrics.record(
+            labels("POST", "deployments"),
+            422,
+            Duration::from_millis(700),
+        );
+        metrics.record(
+            labels("WATCH", "deployments"),
+            200,
+            Duration::from_secs(300),
+        );
         let text = metrics.render();
         let l = r#"verb="POST",group="apps",resource="deployments",subresource="""#;
-        assert!(text.contains(&format!("apiserver_request_total{{{l},code=\"201\"}} 2\n")), "{text}");
+        assert!(
+            text.contains(&format!("apiserver_request_total{{{l},code=\"201\"}} 2\n")),
+            "{text}"
+        );
         assert!(text.contains(&format!("apiserver_request_total{{{l},code=\"422\"}} 1\n")));
-        assert!(text.contains(&format!("apiserver_request_duration_seconds_bucket{{{l},le=\"0.005\"}} 1\n")));
-        assert!(text.contains(&format!("apiserver_request_duration_seconds_bucket{{{l},le=\"0.05\"}} 2\n")));
-        assert!(text.contains(&format!("apiserver_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} 3\n")));
-        assert!(text.contains(&format!("apiserver_request_duration_seconds_count{{{l}}} 3\n")));
+        assert!(text.contains(&format!(
+            "apiserver_request_duration_seconds_bucket{{{l},le=\"0.005\"}} 1\n"
+        )));
+        assert!(text.contains(&format!(
+            "apiserver_request_duration_seconds_bucket{{{l},le=\"0.05\"}} 2\n"
+        )));
+        assert!(text.contains(&format!(
+            "apiserver_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} 3\n"
+        )));
+        assert!(text.contains(&format!(
+            "apiserver_request_duration_seconds_count{{{l}}} 3\n"
+        )));
         assert!(text.contains(r#"apiserver_request_total{verb="WATCH",group="apps",resource="deployments",subresource="",code="200"} 1"#));
         assert!(!text.contains(r#"duration_seconds_count{verb="WATCH""#));
     }

@@ -107,16 +107,39 @@ mod tests {
     fn paths_read_as_kube_apiserver_reads_them() {
         let info = parse(Method::GET, "/api/v1/namespaces/default/pods/web-0/status");
         assert_eq!(
-            (info.verb, info.group.as_str(), info.version.as_str(), info.namespace.as_str()),
+            (
+                info.verb,
+                info.group.as_str(),
+                info.version.as_str(),
+                info.namespace.as_str()
+            ),
             ("get", "", "v1", "default")
         );
-        assert_eq!((info.resource.as_str(), info.name.as_str(), info.subresource.as_str()), ("pods", "web-0", "status"));
+        assert_eq!(
+            (
+                info.resource.as_str(),
+                info.name.as_str(),
+                info.subresource.as_str()
+            ),
+            ("pods", "web-0", "status")
+        );
 
         let info = parse(Method::GET, "/apis/apps/v1/deployments");
-        assert_eq!((info.verb, info.group.as_str(), info.resource.as_str(), info.namespace.as_str()), ("list", "apps", "deployments", ""));
+        assert_eq!(
+            (
+                info.verb,
+                info.group.as_str(),
+                info.resource.as_str(),
+                info.namespace.as_str()
+            ),
+            ("list", "apps", "deployments", "")
+        );
 
         let info = parse(Method::POST, "/apis/apps/v1/namespaces/dev/deployments");
-        assert_eq!((info.verb, info.namespace.as_str(), info.name.as_str()), ("create", "dev", ""));
+        assert_eq!(
+            (info.verb, info.namespace.as_str(), info.name.as_str()),
+            ("create", "dev", "")
+        );
 
         let info = parse(Method::DELETE, "/api/v1/namespaces/dev/configmaps");
         assert_eq!(info.verb, "deletecollection");
@@ -128,19 +151,56 @@ mod tests {
     #[test]
     fn the_namespace_object_is_its_own_namespace() {
         let info = parse(Method::GET, "/api/v1/namespaces/dev");
-        assert_eq!((info.resource.as_str(), info.name.as_str(), info.namespace.as_str()), ("namespaces", "dev", "dev"));
+        assert_eq!(
+            (
+                info.resource.as_str(),
+                info.name.as_str(),
+                info.namespace.as_str()
+            ),
+            ("namespaces", "dev", "dev")
+        );
         let info = parse(Method::PUT, "/api/v1/namespaces/dev/status");
-        assert_eq!((info.verb, info.resource.as_str(), info.name.as_str(), info.subresource.as_str()), ("update", "namespaces", "dev", "status"));
+        assert_eq!(
+            (
+                info.verb,
+                info.resource.as_str(),
+                info.name.as_str(),
+                info.subresource.as_str()
+            ),
+            ("update", "namespaces", "dev", "status")
+        );
         let info = parse(Method::GET, "/api/v1/namespaces");
-        assert_eq!((info.verb, info.resource.as_str(), info.namespace.as_str()), ("list", "namespaces", ""));
+        assert_eq!(
+            (info.verb, info.resource.as_str(), info.namespace.as_str()),
+            ("list", "namespaces", "")
+        );
     }
 
     #[test]
     fn other_paths_and_methods_are_refused() {
-        for path in ["/", "/api", "/api/v1", "/apis/apps", "/apis/apps/v1", "/healthz", "/api/v1/pods/a/b/c", "/api/v1//x"] {
-            assert_eq!(RequestInfo::parse(&Method::GET, path, false), Err(PathError::NotResource), "{path}");
+        for path in [
+            "/",
+            "/api",
+            "/api/v1",
+            "/apis/apps",
+            "/apis/apps/v1",
+            "/healthz",
+            "/api/v1/pods/a/b/c",
+            "/api/v1//x",
+        ] {
+            assert_eq!(
+                RequestInfo::parse(&Method::GET, path, false),
+                Err(PathError::NotResource),
+                "{path}"
+            );
         }
-        assert!(matches!(RequestInfo::parse(&Method::PUT, "/api/v1/pods", false), Err(PathError::Method(_))));
-        assert!(matches!(RequestInfo::parse(&Method::PATCH, "/api/v1/namespaces/a/pods", false), Err(PathError::Method(_))));
+        assert!(matches!(
+            RequestInfo::parse(&Method::PUT, "/api/v1/pods", false),
+            Err(PathError::Method(_))
+        ));
+        assert!(matches!(
+            RequestInfo::parse(&Method::PATCH, "/api/v1/namespaces/a/pods", false),
+            Err(PathError::Method(_))
+        ));
     }
 }

@@ -77,7 +77,7 @@ impl Api {
         Ok(Api {
             storage: Storage::new(node),
             authn,
-            authz: Arc::new(RwLock::new(Authorizer::default())),
+            authz: Arc::new(RwLock::new(Authorizer::new())),
             metrics: Metrics::default(),
             config,
         })
@@ -172,7 +172,22 @@ async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
         tracing::Span::current().record("user", user.name.as_str());
         match info {
             Ok(info) => {
-                let attrs = resource_attributes(&info, request.uri().query());
+                // A create is authorized with the name in its body (the node
+                // authorizer checks a device creates only its own Node and Lease).
+                let (request, create_name) = if info.verb == "create" {
+                    let (parts, body) = request.into_parts();
+                    let bytes = match handlers::read_body(&api, body).await {
+                        Ok(bytes) => bytes,
+                        Err(e) => return e.into_response(),
+                    };
+                    let name = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()
+                        .and_then(|v| v.pointer("/metadata/name")?.as_str().map(str::to_owned));
+                    (Request::from_parts(parts, Body::from(bytes)), name)
+                } else {
+                    (request, None)
+                };
+                let attrs = resource_attributes(&info, request.uri().query(), create_name);
                 if let Err(e) = authorize(&api, &user, &attrs) {
                     return e.into_response();
                 }
@@ -201,13 +216,25 @@ async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
 }
 
 /// What a resource request asks, for the authorizer.
-fn resource_attributes(info: &RequestInfo, query: Option<&str>) -> Attributes {
-    let node_name_selector = handlers::query_value(query, "fieldSelector").and_then(|text| {
-        flotilla_shared::selector::FieldSelector::parse(&text)
-            .ok()?
-            .exact_value("spec.nodeName")
+fn resource_attributes(
+    info: &RequestInfo,
+    query: Option<&str>,
+    create_name: Option<String>,
+) -> Attributes {
+    let fields = handlers::query_value(query, "fieldSelector")
+        .and_then(|text| flotilla_shared::selector::FieldSelector::parse(&text).ok());
+    let selected = |field: &str| {
+        fields
+            .as_ref()
+            .and_then(|f| f.exact_value(field))
             .map(str::to_owned)
-    });
+    };
+    let node_name_selector = selected("spec.nodeName");
+    // A list or watch of one name is authorized as that name (kube-apiserver's RequestInfoFactory).
+    let name = match (info.verb, info.name.is_empty()) {
+        ("list" | "watch", true) => selected("metadata.name").unwrap_or_default(),
+        _ => info.name.clone(),
+    };
     Attributes {
         verb: info.verb.to_owned(),
         resource_request: true,
@@ -215,9 +242,10 @@ fn resource_attributes(info: &RequestInfo, query: Option<&str>) -> Attributes {
         resource: info.resource.clone(),
         subresource: info.subresource.clone(),
         namespace: info.namespace.clone(),
-        name: info.name.clone(),
+        name,
         path: String::new(),
         node_name_selector,
+        create_name,
     }
 }
 
@@ -233,6 +261,7 @@ fn non_resource_attributes(method: &Method, path: &str) -> Attributes {
         name: String::new(),
         path: path.to_owned(),
         node_name_selector: None,
+        create_name: None,
     }
 }
 
@@ -271,7 +300,12 @@ async fn authenticate(
             let name = format!("{}{id}", authn::BOOTSTRAP_SECRET_PREFIX);
             let stored = api
                 .storage
-                .get(secrets, authn::BOOTSTRAP_NAMESPACE, &name, Consistency::Stale)
+                .get(
+                    secrets,
+                    authn::BOOTSTRAP_NAMESPACE,
+                    &name,
+                    Consistency::Stale,
+                )
                 .await?;
             let token = match stored.map(|s| s.object) {
                 Some(flotilla_shared::model::Object::Secret(secret)) => Some(secret),

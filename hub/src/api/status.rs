@@ -52,12 +52,18 @@ pub enum ApiError {
         resource: Option<(GroupResource, String)>,
     },
     #[error("{resource} {name:?} not found")]
-    NotFound { resource: GroupResource, name: String },
+    NotFound {
+        resource: GroupResource,
+        name: String,
+    },
     /// A path or resource the server does not serve.
     #[error("the server could not find the requested resource")]
     NoSuchPath,
     #[error("{resource} {name:?} already exists")]
-    AlreadyExists { resource: GroupResource, name: String },
+    AlreadyExists {
+        resource: GroupResource,
+        name: String,
+    },
     #[error("Operation cannot be fulfilled on {resource} {name:?}: {detail}")]
     Conflict {
         resource: GroupResource,
@@ -75,7 +81,9 @@ pub enum ApiError {
     },
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
-    #[error("the body of the request was in an unknown format - accepted media types include: {accepted}")]
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: {accepted}"
+    )]
     UnsupportedMediaType { accepted: String },
     #[error("the server was unable to respond with a content type that the client supports")]
     NotAcceptable,
@@ -266,10 +274,19 @@ mod tests {
         let info = KindInfo::find("apps/v1", "Deployment").unwrap();
         let mut errors = ErrorList::new();
         errors.push(FieldError::required(
-            &Path::new("spec").child("template").child("spec").child("containers").index(0).child("image"),
+            &Path::new("spec")
+                .child("template")
+                .child("spec")
+                .child("containers")
+                .index(0)
+                .child("image"),
             "",
         ));
-        errors.push(FieldError::invalid(&Path::new("metadata").child("name"), "Web", "must be lowercase"));
+        errors.push(FieldError::invalid(
+            &Path::new("metadata").child("name"),
+            "Web",
+            "must be lowercase",
+        ));
         let status = ApiError::invalid(info, "Web", errors).status();
         assert_eq!(status["code"], 422);
         assert_eq!(status["reason"], "Invalid");
@@ -279,9 +296,18 @@ mod tests {
         );
         assert_eq!(status["details"]["kind"], "Deployment");
         assert_eq!(status["details"]["group"], "apps");
-        assert_eq!(status["details"]["causes"][0]["reason"], "FieldValueRequired");
-        assert_eq!(status["details"]["causes"][0]["field"], "spec.template.spec.containers[0].image");
-        assert_eq!(status["details"]["causes"][1]["reason"], "FieldValueInvalid");
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "FieldValueRequired"
+        );
+        assert_eq!(
+            status["details"]["causes"][0]["field"],
+            "spec.template.spec.containers[0].image"
+        );
+        assert_eq!(
+            status["details"]["causes"][1]["reason"],
+            "FieldValueInvalid"
+        );
     }
 
     #[test]
@@ -290,13 +316,19 @@ mod tests {
         let deployments = KindInfo::find("apps/v1", "Deployment").unwrap();
         let status = ApiError::not_found(pods, "web-0").status();
         assert_eq!(status["message"], r#"pods "web-0" not found"#);
-        assert_eq!((status["code"].as_u64(), status["details"]["kind"].as_str()), (Some(404), Some("pods")));
+        assert_eq!(
+            (status["code"].as_u64(), status["details"]["kind"].as_str()),
+            (Some(404), Some("pods"))
+        );
         let status = ApiError::modified(deployments, "web").status();
         assert_eq!(
             status["message"],
             r#"Operation cannot be fulfilled on deployments.apps "web": the object has been modified; please apply your changes to the latest version and try again"#
         );
         assert_eq!(status["reason"], "Conflict");
-        assert_eq!(ApiError::Expired("too old resource version: 5 (40)".into()).status()["code"], 410);
+        assert_eq!(
+            ApiError::Expired("too old resource version: 5 (40)".into()).status()["code"],
+            410
+        );
     }
 }

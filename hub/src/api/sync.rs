@@ -15,7 +15,13 @@ use crate::replica::Consistency;
 use crate::store::{EventType, ListAt, ListRequest, WatchRequest};
 
 /// The kinds the authorizer follows.
-pub const FOLLOWED: &[&str] = &["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "Pod"];
+pub const FOLLOWED: &[&str] = &[
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "Pod",
+];
 
 fn feed(authorizer: &mut Authorizer, object: &Object) {
     match object {
@@ -35,14 +41,17 @@ fn forget(authorizer: &mut Authorizer, kind: &str, namespace: &str, name: &str) 
 /// Lists the followed kinds at one revision into a fresh authorizer.
 async fn load(storage: &Storage) -> Result<(Authorizer, u64), ApiError> {
     let revision = storage.revision().await?;
-    let mut authorizer = Authorizer::default();
+    let mut authorizer = Authorizer::new();
     for kind in FOLLOWED {
         let mut request = ListRequest::new(kind);
         request.at = ListAt::Revision(revision);
         loop {
             let page = storage.list(request.clone(), Consistency::Stale).await?;
             for item in &page.items {
-                feed(&mut authorizer, &decode(&item.object.value, item.object.resource_version)?);
+                feed(
+                    &mut authorizer,
+                    &decode(&item.object.value, item.object.resource_version)?,
+                );
             }
             match page.next {
                 Some(next) => request.at = ListAt::Continue(next),
@@ -54,7 +63,11 @@ async fn load(storage: &Storage) -> Result<(Authorizer, u64), ApiError> {
 }
 
 /// Runs until the store closes. `ready` is told once the first load is in place.
-pub async fn follow(storage: Storage, target: Arc<RwLock<Authorizer>>, ready: tokio::sync::watch::Sender<bool>) {
+pub async fn follow(
+    storage: Storage,
+    target: Arc<RwLock<Authorizer>>,
+    ready: tokio::sync::watch::Sender<bool>,
+) {
     loop {
         let (authorizer, revision) = match load(&storage).await {
             Ok(loaded) => loaded,
@@ -91,18 +104,28 @@ pub async fn follow(storage: Storage, target: Arc<RwLock<Authorizer>>, ready: to
             }
             let mut authorizer = target.write().unwrap_or_else(|e| e.into_inner());
             match event.event_type {
-                EventType::Deleted => forget(&mut authorizer, &event.key.kind, &event.key.namespace, &event.key.name),
-                EventType::Added | EventType::Modified => match decode(&event.value, event.revision) {
-                    Ok(object) => feed(&mut authorizer, &object),
-                    Err(e) => warn!(key = %event.key, error = %e, "undecodable object ignored by the authorizer"),
-                },
+                EventType::Deleted => forget(
+                    &mut authorizer,
+                    &event.key.kind,
+                    &event.key.namespace,
+                    &event.key.name,
+                ),
+                EventType::Added | EventType::Modified => {
+                    match decode(&event.value, event.revision) {
+                        Ok(object) => feed(&mut authorizer, &object),
+                        Err(e) => {
+                            warn!(key = %event.key, error = %e, "undecodable object ignored by the authorizer")
+                        }
+                    }
+                }
             }
         }
     }
 }
 
 /// The namespaces every cluster has (kube-apiserver's system namespaces).
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Creates the system namespaces and the bootstrap RBAC policy where they
 /// are missing; what exists is left as it is (an operator may have changed
@@ -129,7 +152,10 @@ pub async fn ensure_defaults(storage: Storage) {
         let mut delay = Duration::from_millis(100);
         loop {
             let meta = object.metadata();
-            match storage.get(info, &meta.namespace, &meta.name, Consistency::Linearizable).await {
+            match storage
+                .get(info, &meta.namespace, &meta.name, Consistency::Linearizable)
+                .await
+            {
                 Ok(Some(_)) => break,
                 Ok(None) => match storage.create(info, &object).await {
                     Ok(_) | Err(ApiError::AlreadyExists { .. }) => break,

@@ -46,7 +46,9 @@ async fn connections(cluster: &Cluster, n: usize) -> anyhow::Result<Arc<Vec<Mute
     let mut clients = Vec::with_capacity(n);
     for i in 0..n {
         let replica = &cluster.replicas[i % cluster.replicas.len()];
-        clients.push(Mutex::new(ApiClient::connect(&replica.api, tls.clone()).await?));
+        clients.push(Mutex::new(
+            ApiClient::connect(&replica.api, tls.clone()).await?,
+        ));
     }
     Ok(Arc::new(clients))
 }
@@ -58,7 +60,11 @@ struct Last {
     resource_version: String,
 }
 
-async fn paced_writes(cluster: &Cluster, duration: Duration, run: &str) -> anyhow::Result<LoadStats> {
+async fn paced_writes(
+    cluster: &Cluster,
+    duration: Duration,
+    run: &str,
+) -> anyhow::Result<LoadStats> {
     let clients = connections(cluster, WRITERS).await?;
     let last: Arc<Vec<std::sync::Mutex<Last>>> =
         Arc::new((0..WRITERS).map(|_| std::sync::Mutex::default()).collect());
@@ -72,7 +78,9 @@ async fn paced_writes(cluster: &Cluster, duration: Duration, run: &str) -> anyho
             let previous = last[task].lock().expect("last").clone();
             let answer = if seq % 2 == 0 || previous.name.is_empty() {
                 let name = format!("{run}-{task}-{seq}");
-                let answer = client.post(NAMESPACE_PATH, &config_map(&name, &run, seq)).await?;
+                let answer = client
+                    .post(NAMESPACE_PATH, &config_map(&name, &run, seq))
+                    .await?;
                 (answer, name)
             } else {
                 let mut body = config_map(&previous.name, &run, seq);
@@ -81,7 +89,11 @@ async fn paced_writes(cluster: &Cluster, duration: Duration, run: &str) -> anyho
                 (client.put(&path, &body).await?, previous.name.clone())
             };
             let (answer, name) = answer;
-            anyhow::ensure!(matches!(answer.code, 200 | 201), "write answered {}", answer.code);
+            anyhow::ensure!(
+                matches!(answer.code, 200 | 201),
+                "write answered {}",
+                answer.code
+            );
             let rv = answer.json()["metadata"]["resourceVersion"]
                 .as_str()
                 .unwrap_or_default()
@@ -96,7 +108,11 @@ async fn paced_writes(cluster: &Cluster, duration: Duration, run: &str) -> anyho
     .await)
 }
 
-async fn paced_reads(cluster: &Cluster, duration: Duration, seeds: usize) -> anyhow::Result<LoadStats> {
+async fn paced_reads(
+    cluster: &Cluster,
+    duration: Duration,
+    seeds: usize,
+) -> anyhow::Result<LoadStats> {
     let clients = connections(cluster, READERS).await?;
     Ok(run_paced(READERS, READ_RATE, duration, move |task, seq| {
         let clients = Arc::clone(&clients);
@@ -166,16 +182,22 @@ async fn etcd_paced(duration: Duration) -> anyhow::Result<LoadStats> {
 
 async fn saturation(cluster: &Cluster, duration: Duration) -> anyhow::Result<LoadStats> {
     let clients = connections(cluster, SATURATION_CLIENTS).await?;
-    Ok(run_load(SATURATION_CLIENTS, Budget::Duration(duration), move |task, seq| {
-        let clients = Arc::clone(&clients);
-        async move {
-            let mut client = clients[task].lock().await;
-            let name = format!("max-{task}-{seq}");
-            let answer = client.post(NAMESPACE_PATH, &config_map(&name, "max", seq)).await?;
-            anyhow::ensure!(answer.code == 201, "create answered {}", answer.code);
-            Ok::<(), anyhow::Error>(())
-        }
-    })
+    Ok(run_load(
+        SATURATION_CLIENTS,
+        Budget::Duration(duration),
+        move |task, seq| {
+            let clients = Arc::clone(&clients);
+            async move {
+                let mut client = clients[task].lock().await;
+                let name = format!("max-{task}-{seq}");
+                let answer = client
+                    .post(NAMESPACE_PATH, &config_map(&name, "max", seq))
+                    .await?;
+                anyhow::ensure!(answer.code == 201, "create answered {}", answer.code);
+                Ok::<(), anyhow::Error>(())
+            }
+        },
+    )
     .await)
 }
 
@@ -192,9 +214,17 @@ pub async fn run(quick: bool) -> anyhow::Result<Value> {
     let mut from = String::new();
     for i in 0..seeds {
         let answer = seeder
-            .post(NAMESPACE_PATH, &config_map(&format!("seed-{i}"), "seed", i as u64))
+            .post(
+                NAMESPACE_PATH,
+                &config_map(&format!("seed-{i}"), "seed", i as u64),
+            )
             .await?;
-        anyhow::ensure!(answer.code == 201, "seeding answered {}: {:?}", answer.code, answer.json());
+        anyhow::ensure!(
+            answer.code == 201,
+            "seeding answered {}: {:?}",
+            answer.code,
+            answer.json()
+        );
         from = answer.json()["metadata"]["resourceVersion"]
             .as_str()
             .unwrap_or_default()
@@ -213,13 +243,20 @@ pub async fn run(quick: bool) -> anyhow::Result<Value> {
     let etcd = etcd_paced(duration).await?;
     eprintln!("etcd puts at {WRITE_RATE}/s: {}", etcd.to_json());
     let max = saturation(&cluster, duration.min(Duration::from_secs(10))).await?;
-    eprintln!("API creates, {SATURATION_CLIENTS} closed-loop clients: {}", max.to_json());
+    eprintln!(
+        "API creates, {SATURATION_CLIENTS} closed-loop clients: {}",
+        max.to_json()
+    );
 
     // Every watch should see every acknowledged write of all three runs.
     let expected_events = warm.ops + writes.ops + max.ops;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let seen = |watches: &[(Arc<AtomicU64>, tokio::task::JoinHandle<()>)]| {
-        watches.iter().map(|(n, _)| n.load(Ordering::Relaxed)).min().unwrap_or(0)
+        watches
+            .iter()
+            .map(|(n, _)| n.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0)
     };
     while seen(&watches) < expected_events && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;

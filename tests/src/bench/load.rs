@@ -140,7 +140,12 @@ where
 /// from when the operation was due, not from when it was started, so that a
 /// slow answer that delays the next operations counts against them too (no
 /// coordinated omission). `make_op(task, seq)` as in [`run_load`].
-pub async fn run_paced<F, Fut, E>(tasks: usize, rate: f64, duration: Duration, make_op: F) -> LoadStats
+pub async fn run_paced<F, Fut, E>(
+    tasks: usize,
+    rate: f64,
+    duration: Duration,
+    make_op: F,
+) -> LoadStats
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), E>> + Send + 'static,

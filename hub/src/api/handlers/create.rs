@@ -47,17 +47,19 @@ pub async fn create(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Response, ApiError
     if let Object::Secret(secret) = &mut object {
         secret.merge_string_data();
     }
-    let context = CreateContext {
-        uid: new_uid(),
-        now: format_time(SystemTime::now()),
-    };
-    strategy::prepare_for_create(&mut object, &context);
     check_namespace(ctx).await?;
     for _ in 0..GENERATE_ATTEMPTS {
+        // The name comes first: a Job's generated labels carry it.
+        let mut object = object.clone();
         if generate {
             let meta = object.metadata_mut();
             meta.name = generate_name(&meta.generate_name);
         }
+        let context = CreateContext {
+            uid: new_uid(),
+            now: format_time(SystemTime::now()),
+        };
+        strategy::prepare_for_create(&mut object, &context);
         admit(ctx.kind, &object)?;
         if dry_run {
             return Ok(ctx.object(StatusCode::CREATED, &object));
@@ -93,7 +95,9 @@ pub async fn check_namespace(ctx: &Ctx<'_>) -> Result<(), ApiError> {
     let storage = &ctx.api.storage;
     // A namespace created a moment ago on another replica may not be here
     // yet: ask again at the leader's latest state before saying it is missing.
-    let mut found = storage.get(namespaces, name, name, Consistency::Stale).await?;
+    let mut found = storage
+        .get(namespaces, name, name, Consistency::Stale)
+        .await?;
     if found.is_none() {
         found = storage
             .get(namespaces, name, name, Consistency::Linearizable)

@@ -101,7 +101,9 @@ impl DeleteOptions {
             }
         }
         if options.grace_period_seconds.is_some_and(|g| g < 0) {
-            return Err(ApiError::BadRequest("gracePeriodSeconds must not be negative".into()));
+            return Err(ApiError::BadRequest(
+                "gracePeriodSeconds must not be negative".into(),
+            ));
         }
         Ok(options)
     }
@@ -133,7 +135,12 @@ pub enum Deletion {
     Unchanged,
 }
 
-pub fn decide(object: &Object, propagation: Propagation, grace: Option<i64>, now: SystemTime) -> Deletion {
+pub fn decide(
+    object: &Object,
+    propagation: Propagation,
+    grace: Option<i64>,
+    now: SystemTime,
+) -> Deletion {
     let mut marked = object.clone();
     let meta = marked.metadata_mut();
     let mut finalizers = meta.finalizers.clone();
@@ -150,15 +157,21 @@ pub fn decide(object: &Object, propagation: Propagation, grace: Option<i64>, now
     }
     // Graceful deletion of a pod that runs on a device.
     let pod_grace = match object {
-        Object::Pod(pod) if !pod.spec.node_name.is_empty() && pod.status.phase != "Succeeded" && pod.status.phase != "Failed" => Some(
-            grace
-                .or(pod.spec.termination_grace_period_seconds)
-                .unwrap_or(DEFAULT_POD_GRACE_SECONDS),
-        ),
+        Object::Pod(pod)
+            if !pod.spec.node_name.is_empty()
+                && pod.status.phase != "Succeeded"
+                && pod.status.phase != "Failed" =>
+        {
+            Some(
+                grace
+                    .or(pod.spec.termination_grace_period_seconds)
+                    .unwrap_or(DEFAULT_POD_GRACE_SECONDS),
+            )
+        }
         _ => None,
     };
     let grace = pod_grace.filter(|g| *g > 0);
-    if finalizers.is_empty() && grace.is_none() {
+    if finalizers.is_empty() && grace.is_none() && !holds_content(object) {
         return Deletion::Now;
     }
     let grace = grace.unwrap_or(0);
@@ -171,11 +184,21 @@ pub fn decide(object: &Object, propagation: Propagation, grace: Option<i64>, now
         meta.deletion_grace_period_seconds = Some(grace);
     }
     meta.finalizers = finalizers;
+    if let Object::Namespace(ns) = &mut marked {
+        ns.status.phase = "Terminating".into();
+    }
     if marked == *object {
         Deletion::Unchanged
     } else {
         Deletion::Mark(marked)
     }
+}
+
+/// A namespace whose `spec.finalizers` still list `kubernetes`: its content
+/// must be deleted (by the namespace controller, which then finalizes it)
+/// before the namespace itself goes.
+pub fn holds_content(object: &Object) -> bool {
+    matches!(object, Object::Namespace(ns) if !ns.spec.finalizers.is_empty())
 }
 
 /// Deletes (or marks) one object; answers it as last seen and whether it is gone.
@@ -193,7 +216,10 @@ async fn delete_one(
                 return Err(ApiError::Conflict {
                     resource: crate::api::status::GroupResource::of(ctx.kind),
                     name: meta.name.clone(),
-                    detail: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta.uid),
+                    detail: format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta.uid
+                    ),
                 });
             }
             if let Some(rv) = pre.resource_version.as_deref()
@@ -202,13 +228,21 @@ async fn delete_one(
                 return Err(ApiError::Conflict {
                     resource: crate::api::status::GroupResource::of(ctx.kind),
                     name: meta.name.clone(),
-                    detail: format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.revision),
+                    detail: format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        current.revision
+                    ),
                 });
             }
         }
         let (namespace, name) = (meta.namespace.clone(), meta.name.clone());
         let dry_run = !options.dry_run.is_empty();
-        let outcome = match decide(&current.object, propagation, options.grace_period_seconds, SystemTime::now()) {
+        let outcome = match decide(
+            &current.object,
+            propagation,
+            options.grace_period_seconds,
+            SystemTime::now(),
+        ) {
             Deletion::Unchanged => return Ok((current.object, false)),
             Deletion::Now if dry_run => return Ok((current.object, true)),
             Deletion::Mark(marked) if dry_run => return Ok((marked, false)),
@@ -293,29 +327,56 @@ mod tests {
 
     #[test]
     fn background_deletion_of_an_object_without_finalizers_is_immediate() {
-        assert_eq!(decide(&config_map(&[]), Propagation::Background, None, at(0)), Deletion::Now);
+        assert_eq!(
+            decide(&config_map(&[]), Propagation::Background, None, at(0)),
+            Deletion::Now
+        );
     }
 
     #[test]
     fn orphan_and_foreground_mark_the_object_with_their_finalizer() {
-        for (propagation, finalizer) in [(Propagation::Orphan, ORPHAN_FINALIZER), (Propagation::Foreground, FOREGROUND_FINALIZER)] {
-            let Deletion::Mark(marked) = decide(&config_map(&[]), propagation, None, at(0)) else { panic!() };
+        for (propagation, finalizer) in [
+            (Propagation::Orphan, ORPHAN_FINALIZER),
+            (Propagation::Foreground, FOREGROUND_FINALIZER),
+        ] {
+            let Deletion::Mark(marked) = decide(&config_map(&[]), propagation, None, at(0)) else {
+                panic!()
+            };
             let meta = marked.metadata();
             assert_eq!(meta.finalizers, [finalizer]);
-            assert_eq!(meta.deletion_timestamp.as_ref().map(|t| t.0.as_str()), Some("2026-11-18T11:06:40Z"));
+            assert_eq!(
+                meta.deletion_timestamp.as_ref().map(|t| t.0.as_str()),
+                Some("2026-11-18T11:06:40Z")
+            );
             assert_eq!(meta.deletion_grace_period_seconds, Some(0));
             // Asking again changes nothing.
-            assert_eq!(decide(&marked, propagation, None, at(5)), Deletion::Unchanged);
+            assert_eq!(
+                decide(&marked, propagation, None, at(5)),
+                Deletion::Unchanged
+            );
         }
         // Foreground after Orphan swaps the finalizer.
-        let Deletion::Mark(orphaning) = decide(&config_map(&[]), Propagation::Orphan, None, at(0)) else { panic!() };
-        let Deletion::Mark(foreground) = decide(&orphaning, Propagation::Foreground, None, at(1)) else { panic!() };
+        let Deletion::Mark(orphaning) = decide(&config_map(&[]), Propagation::Orphan, None, at(0))
+        else {
+            panic!()
+        };
+        let Deletion::Mark(foreground) = decide(&orphaning, Propagation::Foreground, None, at(1))
+        else {
+            panic!()
+        };
         assert_eq!(foreground.metadata().finalizers, [FOREGROUND_FINALIZER]);
     }
 
     #[test]
     fn an_object_with_finalizers_waits_for_them() {
-        let Deletion::Mark(marked) = decide(&config_map(&["example.com/cleanup"]), Propagation::Background, None, at(0)) else { panic!() };
+        let Deletion::Mark(marked) = decide(
+            &config_map(&["example.com/cleanup"]),
+            Propagation::Background,
+            None,
+            at(0),
+        ) else {
+            panic!()
+        };
         assert_eq!(marked.metadata().finalizers, ["example.com/cleanup"]);
         assert!(marked.metadata().deletion_timestamp.is_some());
     }
@@ -327,16 +388,35 @@ mod tests {
         pod.spec.node_name = "gw-1".into();
         pod.spec.termination_grace_period_seconds = Some(20);
         let pod = Object::Pod(pod);
-        let Deletion::Mark(marked) = decide(&pod, Propagation::Background, None, at(0)) else { panic!() };
+        let Deletion::Mark(marked) = decide(&pod, Propagation::Background, None, at(0)) else {
+            panic!()
+        };
         assert_eq!(marked.metadata().deletion_grace_period_seconds, Some(20));
-        assert_eq!(marked.metadata().deletion_timestamp.as_ref().unwrap().0, "2026-11-18T11:07:00Z");
-        assert_eq!(decide(&marked, Propagation::Background, Some(30), at(1)), Deletion::Unchanged);
-        let Deletion::Mark(sooner) = decide(&marked, Propagation::Background, Some(5), at(1)) else { panic!() };
+        assert_eq!(
+            marked.metadata().deletion_timestamp.as_ref().unwrap().0,
+            "2026-11-18T11:07:00Z"
+        );
+        assert_eq!(
+            decide(&marked, Propagation::Background, Some(30), at(1)),
+            Deletion::Unchanged
+        );
+        let Deletion::Mark(sooner) = decide(&marked, Propagation::Background, Some(5), at(1))
+        else {
+            panic!()
+        };
         assert_eq!(sooner.metadata().deletion_grace_period_seconds, Some(5));
         // --grace-period=0 --force, or a pod no device runs: now.
-        assert_eq!(decide(&pod, Propagation::Background, Some(0), at(0)), Deletion::Now);
-        let Object::Pod(mut unbound) = pod else { unreachable!() };
+        assert_eq!(
+            decide(&pod, Propagation::Background, Some(0), at(0)),
+            Deletion::Now
+        );
+        let Object::Pod(mut unbound) = pod else {
+            unreachable!()
+        };
         unbound.spec.node_name.clear();
-        assert_eq!(decide(&Object::Pod(unbound), Propagation::Background, None, at(0)), Deletion::Now);
+        assert_eq!(
+            decide(&Object::Pod(unbound), Propagation::Background, None, at(0)),
+            Deletion::Now
+        );
     }
 }

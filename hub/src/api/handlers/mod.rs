@@ -84,7 +84,9 @@ impl Params {
             .filter(|v| !v.is_empty())
             .map(|v| {
                 v.parse().map_err(|_| {
-                    ApiError::BadRequest(format!("invalid {name} {v:?}: must be a non-negative integer"))
+                    ApiError::BadRequest(format!(
+                        "invalid {name} {v:?}: must be a non-negative integer"
+                    ))
                 })
             })
             .transpose()
@@ -118,7 +120,12 @@ impl Ctx<'_> {
     pub fn object(&self, code: StatusCode, object: &Object) -> Response {
         let value = if wants_table(&self.headers) {
             let include = self.include_object();
-            table::table(self.kind, std::slice::from_ref(object), include, SystemTime::now())
+            table::table(
+                self.kind,
+                std::slice::from_ref(object),
+                include,
+                SystemTime::now(),
+            )
         } else {
             serde_json::to_value(object).unwrap_or(Value::Null)
         };
@@ -238,14 +245,18 @@ pub fn decode_body(
 pub async fn read_body(api: &Api, body: Body) -> Result<bytes::Bytes, ApiError> {
     let limit = api.config.max_body_bytes;
     axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::TooLarge(format!("the request body exceeds the limit of {limit} bytes"))
+        ApiError::TooLarge(format!(
+            "the request body exceeds the limit of {limit} bytes"
+        ))
     })
 }
 
 /// Parses a resourceVersion as the store numbers revisions.
 pub fn parse_resource_version(text: &str) -> Result<u64, ApiError> {
     text.parse().map_err(|_| {
-        ApiError::BadRequest(format!("invalid resource version {text:?}: must be a number"))
+        ApiError::BadRequest(format!(
+            "invalid resource version {text:?}: must be a number"
+        ))
     })
 }
 
@@ -283,11 +294,7 @@ pub async fn resource(api: &Api, info: RequestInfo, request: Request) -> Respons
     }
 }
 
-async fn dispatch(
-    api: &Api,
-    info: RequestInfo,
-    request: Request,
-) -> Result<Response, ApiError> {
+async fn dispatch(api: &Api, info: RequestInfo, request: Request) -> Result<Response, ApiError> {
     let kind = KindInfo::find_by_plural(&info.group, &info.version, &info.resource)
         .ok_or(ApiError::NoSuchPath)?;
     let params = Params::parse(request.uri().query())?;
@@ -331,6 +338,10 @@ async fn dispatch(
         ("deletecollection", "") => {
             let body = read_body(api, body).await?;
             delete::delete_collection(&ctx, &body).await
+        }
+        ("update", "finalize") if kind.kind == "Namespace" => {
+            let body = read_body(api, body).await?;
+            update::update(&mut ctx, &body).await
         }
         ("get", "scale") if scale => scale::get(&ctx).await,
         ("update", "scale") | ("patch", "scale") if scale => {

@@ -39,7 +39,7 @@ pub async fn non_resource(
             "text/plain; version=0.0.4",
             api.metrics.render(),
         )),
-        "/openapi/v2" => ok(Some(openapi::openapi_v2())),
+        "/openapi/v2" => Ok(openapi::respond_openapi_v2(headers)),
         "/openapi/v3" => ok(Some(openapi::openapi_v3_root())),
         _ => {
             if let Some(rest) = path.strip_prefix("/openapi/v3/") {

@@ -34,8 +34,8 @@ pub async fn patch(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Response, ApiError>
     for _ in 0..ATTEMPTS {
         let current = read_current(ctx, seen).await?;
         seen = Some(current.revision);
-        let original = serde_json::to_value(&current.object)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let original =
+            serde_json::to_value(&current.object).map_err(|e| ApiError::Internal(e.to_string()))?;
         let patched = apply_patch(ctx.kind.kind, patch_type, &original, body)
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let decoded = manifest::decode_object(patched, mode)

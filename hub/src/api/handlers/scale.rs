@@ -72,7 +72,12 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let stored = ctx
         .api
         .storage
-        .get(ctx.kind, &ctx.info.namespace, &ctx.info.name, Consistency::Linearizable)
+        .get(
+            ctx.kind,
+            &ctx.info.namespace,
+            &ctx.info.name,
+            Consistency::Linearizable,
+        )
         .await?
         .ok_or_else(|| ApiError::not_found(ctx.kind, &ctx.info.name))?;
     Ok(ctx.json(StatusCode::OK, &scale_of(&stored.object)?))
@@ -89,7 +94,9 @@ pub async fn write(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Response, ApiError>
         serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("invalid Scale: {e}")))?
     };
-    if let Some(rv) = asked.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+    if let Some(rv) = asked
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
         && !rv.is_empty()
         && rv != current.revision.to_string()
     {

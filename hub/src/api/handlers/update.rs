@@ -44,7 +44,9 @@ pub fn check_name(ctx: &Ctx<'_>, object: &Object) -> Result<(), ApiError> {
 pub async fn read_current(ctx: &Ctx<'_>, seen: Option<u64>) -> Result<Stored, ApiError> {
     let storage = &ctx.api.storage;
     let (kind, namespace, name) = (ctx.kind, &ctx.info.namespace, &ctx.info.name);
-    let local = storage.get(kind, namespace, name, Consistency::Stale).await?;
+    let local = storage
+        .get(kind, namespace, name, Consistency::Stale)
+        .await?;
     let behind = match (&local, seen) {
         (None, _) => true,
         (Some(stored), Some(seen)) => stored.revision < seen,
@@ -68,10 +70,12 @@ pub async fn commit(
     current: Stored,
     mut new: Object,
 ) -> Result<(StatusCode, Object), ApiError> {
-    if ctx.info.subresource == "status" {
-        strategy::prepare_for_status_update(&current.object, &mut new);
-    } else {
-        strategy::prepare_for_update(&current.object, &mut new);
+    match (ctx.info.subresource.as_str(), &current.object, &mut new) {
+        ("status", old, new) => strategy::prepare_for_status_update(old, new),
+        ("finalize", Object::Namespace(old), Object::Namespace(new)) => {
+            strategy::prepare_for_namespace_finalize(old, new)
+        }
+        (_, old, new) => strategy::prepare_for_update(old, new),
     }
     if let Object::Secret(secret) = &mut new {
         secret.merge_string_data();
@@ -87,6 +91,7 @@ pub async fn commit(
     let meta = new.metadata();
     let old_meta = current.object.metadata();
     if meta.finalizers.is_empty()
+        && !super::delete::holds_content(&new)
         && old_meta.deletion_timestamp.is_some()
         && old_meta.deletion_grace_period_seconds == Some(0)
     {
@@ -96,7 +101,11 @@ pub async fn commit(
             .await?;
         return Ok((StatusCode::OK, new));
     }
-    let revision = ctx.api.storage.update(ctx.kind, &new, current.revision).await?;
+    let revision = ctx
+        .api
+        .storage
+        .update(ctx.kind, &new, current.revision)
+        .await?;
     new.metadata_mut().resource_version = revision.to_string();
     Ok((StatusCode::OK, new))
 }

@@ -37,7 +37,12 @@ impl Encoding {
     fn event(&self, event_type: &str, object: &Object) -> Bytes {
         let object = match self.table {
             Some(include) => {
-                let mut t = table::table(self.kind, std::slice::from_ref(object), include, SystemTime::now());
+                let mut t = table::table(
+                    self.kind,
+                    std::slice::from_ref(object),
+                    include,
+                    SystemTime::now(),
+                );
                 t["metadata"] = json!({ "resourceVersion": object.metadata().resource_version });
                 t
             }
@@ -133,7 +138,11 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         table: wants_table(&ctx.headers).then(|| ctx.include_object()),
     };
     let mut queued = VecDeque::new();
-    let from = match ctx.params.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0") {
+    let from = match ctx
+        .params
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && *v != "0")
+    {
         Some(text) => parse_resource_version(text)?,
         None => {
             // The current state first, as ADDED events, every page of it.
@@ -146,7 +155,8 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                 }
                 let Some(next) = page.next.take() else { break };
                 let mut request = crate::store::ListRequest::new(ctx.kind.kind);
-                request.namespace = (!ctx.info.namespace.is_empty()).then(|| ctx.info.namespace.clone());
+                request.namespace =
+                    (!ctx.info.namespace.is_empty()).then(|| ctx.info.namespace.clone());
                 request.labels = labels.clone();
                 request.fields = fields.clone();
                 request.at = ListAt::Continue(next);
@@ -201,8 +211,9 @@ pub async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(response)
 }
