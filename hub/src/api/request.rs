@@ -54,8 +54,8 @@ impl RequestInfo {
         };
         let rest = match rest {
             ["namespaces", namespace, tail @ ..]
-                if !tail.is_empty()
-                    && !(tail.len() == 1 && NAMESPACE_SUBRESOURCES.contains(&tail[0])) =>
+                if !(tail.is_empty()
+                    || tail.len() == 1 && NAMESPACE_SUBRESOURCES.contains(&tail[0])) =>
             {
                 info.namespace = (*namespace).to_owned();
                 tail

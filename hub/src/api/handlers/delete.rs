@@ -130,7 +130,7 @@ pub enum Deletion {
     /// Remove it from the store now.
     Now,
     /// Write it back marked (deletionTimestamp, finalizers): it goes later.
-    Mark(Object),
+    Mark(Box<Object>),
     /// Already marked as asked: nothing to write.
     Unchanged,
 }
@@ -190,7 +190,7 @@ pub fn decide(
     if marked == *object {
         Deletion::Unchanged
     } else {
-        Deletion::Mark(marked)
+        Deletion::Mark(Box::new(marked))
     }
 }
 
@@ -245,7 +245,7 @@ async fn delete_one(
         ) {
             Deletion::Unchanged => return Ok((current.object, false)),
             Deletion::Now if dry_run => return Ok((current.object, true)),
-            Deletion::Mark(marked) if dry_run => return Ok((marked, false)),
+            Deletion::Mark(marked) if dry_run => return Ok((*marked, false)),
             Deletion::Now => storage
                 .delete(ctx.kind, &namespace, &name, current.revision)
                 .await
@@ -255,7 +255,7 @@ async fn delete_one(
                 .await
                 .map(|revision| {
                     marked.metadata_mut().resource_version = revision.to_string();
-                    (marked, false)
+                    (*marked, false)
                 }),
         };
         match outcome {

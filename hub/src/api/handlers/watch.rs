@@ -88,46 +88,42 @@ impl Stream {
             return Some(line);
         }
         let watcher = self.watcher.as_mut()?;
-        loop {
-            let tick = async {
-                match &mut self.bookmarks {
-                    Some(interval) => {
-                        interval.tick().await;
-                    }
-                    None => std::future::pending().await,
+        let tick = async {
+            match &mut self.bookmarks {
+                Some(interval) => {
+                    interval.tick().await;
                 }
-            };
-            tokio::select! {
-                event = watcher.next() => {
-                    return match event {
-                        Ok(event) => {
-                            let object = match decode(&event.value, event.revision) {
-                                Ok(object) => object,
-                                Err(e) => {
-                                    self.watcher = None;
-                                    return Some(error_event(&e));
-                                }
-                            };
-                            let event_type = match event.event_type {
-                                EventType::Added => "ADDED",
-                                EventType::Modified => "MODIFIED",
-                                EventType::Deleted => "DELETED",
-                            };
-                            Some(self.encoding.event(event_type, &object))
-                        }
-                        Err(e) => {
-                            self.watcher = None;
-                            Some(error_event(&crate::api::storage::read_error(e)))
-                        }
-                    };
-                }
-                () = tick => return Some(self.encoding.bookmark(watcher.progress())),
-                () = tokio::time::sleep_until(self.deadline) => {
-                    self.watcher = None;
-                    return None;
-                }
+                None => std::future::pending().await,
             }
-        }
+        };
+        let line = tokio::select! {
+            event = watcher.next() => match event {
+                Ok(event) => match decode(&event.value, event.revision) {
+                    Ok(object) => {
+                        let event_type = match event.event_type {
+                            EventType::Added => "ADDED",
+                            EventType::Modified => "MODIFIED",
+                            EventType::Deleted => "DELETED",
+                        };
+                        self.encoding.event(event_type, &object)
+                    }
+                    Err(e) => {
+                        self.watcher = None;
+                        error_event(&e)
+                    }
+                },
+                Err(e) => {
+                    self.watcher = None;
+                    error_event(&crate::api::storage::read_error(e))
+                }
+            },
+            () = tick => self.encoding.bookmark(watcher.progress()),
+            () = tokio::time::sleep_until(self.deadline) => {
+                self.watcher = None;
+                return None;
+            }
+        };
+        Some(line)
     }
 }
 
