@@ -94,6 +94,9 @@ struct Server {
     /// How often watches that ask for bookmarks get one, in seconds.
     #[arg(long, default_value_t = 60)]
     watch_bookmark_interval_s: u64,
+    /// Compact the store's history every this many seconds (0: never).
+    #[arg(long, default_value_t = 300)]
+    compaction_interval_s: u64,
 }
 
 #[derive(Debug, Args)]
@@ -205,6 +208,7 @@ async fn run_server(args: Server) -> anyhow::Result<ExitCode> {
             anonymous: args.anonymous_auth,
             token_file: args.token_auth_file,
             bookmark_interval: Duration::from_secs(args.watch_bookmark_interval_s.max(1)),
+            compaction_interval: Duration::from_secs(args.compaction_interval_s),
             ..ApiConfig::default()
         },
     };

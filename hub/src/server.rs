@@ -141,6 +141,10 @@ pub async fn run(
         api_state.authz.clone(),
         policy_ready,
     ));
+    tokio::spawn(api::sync::compact_periodically(
+        node.clone(),
+        args.api.compaction_interval,
+    ));
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_server = tokio::spawn(api::server::serve(
         api_listener,

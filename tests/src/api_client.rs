@@ -37,12 +37,51 @@ impl Answer {
 pub struct ApiClient {
     sender: SendRequest<Full<Bytes>>,
     host: String,
+    /// `Authorization: Bearer ...` on every request, when set.
+    bearer: Option<String>,
 }
 
 impl ApiClient {
     /// The client TLS configuration of the admin certificate in `pki_dir`.
     pub fn admin_tls(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ClientConfig>> {
         flotilla_hub::server::admin_client_config(pki_dir)
+    }
+
+    /// A client TLS configuration trusting the cluster CA of `pki_dir` and
+    /// presenting no certificate (for bearer tokens and anonymous requests).
+    pub fn ca_only_tls(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let ca = flotilla_hub::pki::Certificate::load(&pki_dir.join("ca.crt"))?;
+        Ok(Arc::new(flotilla_hub::pki::client_config(&ca, None)?))
+    }
+
+    /// A client TLS configuration with a new certificate for `user` in
+    /// `groups`, issued by the cluster CA of `pki_dir` (which holds its key).
+    pub fn issued_tls(
+        pki_dir: &Path,
+        user: &str,
+        groups: &[&str],
+    ) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        use flotilla_hub::pki::{CertRequest, CertUsage, ClusterCa, client_config};
+        let ca = ClusterCa::load(pki_dir)?;
+        let issued = ca.issue(&CertRequest {
+            common_name: user.to_owned(),
+            organizations: groups.iter().map(|g| g.to_string()).collect(),
+            dns_names: Vec::new(),
+            ip_addresses: Vec::new(),
+            usage: CertUsage::Client,
+            validity: std::time::Duration::from_secs(3600),
+        })?;
+        let chain = [issued.certificate.clone()];
+        Ok(Arc::new(client_config(
+            ca.certificate(),
+            Some((&chain, &issued.key)),
+        )?))
+    }
+
+    /// Sends `Authorization: Bearer token` from now on.
+    pub fn with_bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.to_owned());
+        self
     }
 
     /// Connects to `addr` (`ip:port`).
@@ -64,6 +103,7 @@ impl ApiClient {
         Ok(ApiClient {
             sender,
             host: addr.to_owned(),
+            bearer: None,
         })
     }
 
@@ -75,13 +115,16 @@ impl ApiClient {
         content_type: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<Answer> {
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.host)
             .header("content-type", content_type)
-            .header("accept", "application/json")
-            .body(Full::new(Bytes::from(body)))?;
+            .header("accept", "application/json");
+        if let Some(token) = &self.bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(Full::new(Bytes::from(body)))?;
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         let code = response.status().as_u16();
@@ -96,6 +139,22 @@ impl ApiClient {
     pub async fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<Answer> {
         self.call("POST", path, "application/json", serde_json::to_vec(body)?)
             .await
+    }
+
+    pub async fn delete(&mut self, path: &str) -> anyhow::Result<Answer> {
+        self.call("DELETE", path, "application/json", Vec::new())
+            .await
+    }
+
+    /// A JSON merge patch.
+    pub async fn merge_patch(&mut self, path: &str, patch: &Value) -> anyhow::Result<Answer> {
+        self.call(
+            "PATCH",
+            path,
+            "application/merge-patch+json",
+            serde_json::to_vec(patch)?,
+        )
+        .await
     }
 
     pub async fn put(&mut self, path: &str, body: &Value) -> anyhow::Result<Answer> {

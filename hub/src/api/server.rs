@@ -43,6 +43,8 @@ pub struct ApiConfig {
     pub bookmark_interval: Duration,
     /// The longest a watch runs before the server ends it (the client re-watches).
     pub max_watch: Duration,
+    /// How often the store's history is compacted (zero: never).
+    pub compaction_interval: Duration,
 }
 
 impl Default for ApiConfig {
@@ -53,6 +55,7 @@ impl Default for ApiConfig {
             max_body_bytes: 3 * 1024 * 1024,
             bookmark_interval: Duration::from_secs(60),
             max_watch: Duration::from_secs(30 * 60),
+            compaction_interval: Duration::from_secs(5 * 60),
         }
     }
 }

@@ -168,3 +168,34 @@ pub async fn ensure_defaults(storage: Storage) {
         }
     }
 }
+
+/// Compacts the store's history every `interval`, as kube-apiserver asks
+/// etcd to every five minutes: each tick compacts to the revision the
+/// previous tick saw, so a watch or paged list has at least one interval to
+/// resume before it gets `410 Gone`. Only the leader proposes it (the
+/// compaction is a Raft entry, applied by every replica at the same point).
+pub async fn compact_periodically(node: std::sync::Arc<crate::replica::Node>, interval: Duration) {
+    if interval.is_zero() {
+        return;
+    }
+    let mut previous: Option<u64> = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        let Ok(current) = node.state().revision().await else {
+            return;
+        };
+        let leads = node.raft().metrics().borrow().current_leader == Some(node.id());
+        if leads && let Some(revision) = previous.filter(|r| *r > 0) {
+            match node
+                .write(crate::store::Request::Compact { revision }, false)
+                .await
+            {
+                Ok(response) => debug!(revision, ?response, "compacted the history"),
+                Err(e) => {
+                    warn!(revision, error = %e, "compaction failed; next interval tries again")
+                }
+            }
+        }
+        previous = Some(current);
+    }
+}

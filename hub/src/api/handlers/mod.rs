@@ -244,6 +244,11 @@ pub fn decode_body(
 /// Reads the whole body, refusing one over the configured limit.
 pub async fn read_body(api: &Api, body: Body) -> Result<bytes::Bytes, ApiError> {
     let limit = api.config.max_body_bytes;
+    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+        return Err(ApiError::TooLarge(format!(
+            "the request body exceeds the limit of {limit} bytes"
+        )));
+    }
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::TooLarge(format!(
             "the request body exceeds the limit of {limit} bytes"
