@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs Flotilla on this machine, as far as it exists: the hub's admission
 # checks over the example manifests, the agent binary, and a one-replica hub
-# store (`flotilla-hub server`) in the foreground until Ctrl-C. The API server
-# for kubectl, the device gateway and the agent's runtime arrive with their
-# issues; see README.md, section Status.
+# (`flotilla-hub server`: the store and the Kubernetes API for kubectl) in the
+# foreground until Ctrl-C. The scheduler, controllers, device gateway and the
+# agent's runtime arrive with their issues; see README.md, section Status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -26,7 +26,15 @@ for _ in $(seq 1 100); do
     fi
     sleep 0.1
 done
+for _ in $(seq 1 100); do
+    [ -s "$data_dir/admin.kubeconfig" ] && break
+    sleep 0.1
+done
 echo
-echo "The hub store is running (Ctrl-C stops it). Not there yet: the API for"
-echo "kubectl, the device gateway and the agent's runtime (README.md, Status)."
+echo "The hub is running (Ctrl-C stops it). Use it with kubectl:"
+echo "  export KUBECONFIG=$data_dir/admin.kubeconfig"
+echo "  kubectl get namespaces"
+echo "  kubectl apply -f examples/hello-edge.yaml"
+echo "Not there yet: the scheduler and controllers, the device gateway and the"
+echo "agent's runtime (README.md, Status)."
 wait $hub

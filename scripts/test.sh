@@ -35,3 +35,4 @@ step "benchmark smoke"
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- codec --quick
 cargo build --locked --release -q -p flotilla-hub --bin flotilla-hub
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- store --quick
+cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- api --quick
