@@ -4,8 +4,9 @@
 //! Kubernetes-compatible API server, the scheduler and controllers (on the Raft
 //! leader), and the device gateway that speaks MQTT to the fleet. The components
 //! arrive one issue at a time; today the hub offers the offline manifest checks
-//! that `kubectl apply` will meet at admission ([`check`]), and the storage
-//! layer of the Raft store ([`store`]).
+//! that `kubectl apply` meets at admission ([`check`]), the Raft store
+//! ([`store`], [`replica`]), and the Kubernetes API server on every replica
+//! ([`api`]), started together by [`server::run`].
 #![forbid(unsafe_code)]
 
 pub mod api;
