@@ -16,8 +16,9 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tower::ServiceExt as _;
-use tracing::{Instrument as _, debug, info_span, warn};
+use tracing::{Instrument as _, debug, info_span};
 
 use super::authn::{self, Authenticator, Credentials, Outcome};
 use super::authz::{Attributes, Authorizer, Decision, forbidden_message};
@@ -27,6 +28,7 @@ use super::request::{PathError, RequestInfo};
 use super::status::ApiError;
 use super::storage::Storage;
 use super::user::UserInfo;
+use crate::listener::{ConnectionError, accept_tls};
 use crate::pki::{self, Identity};
 use crate::replica::{Consistency, Node};
 
@@ -93,9 +95,6 @@ struct Connection {
     identity: Option<Arc<Identity>>,
 }
 
-/// A TLS handshake must finish within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -104,36 +103,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let router = Router::new().fallback(handle).with_state(api);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let acceptor = acceptor.clone();
-                    let router = router.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = connection(tcp, acceptor, router).await {
-                            debug!(%peer, error = %e, "API connection ended");
-                        }
-                    });
-                }
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
+    accept_tls(listener, acceptor, "API", shutdown, move |tls| {
+        connection(tls, router.clone())
+    })
+    .await;
 }
 
-async fn connection(
-    tcp: TcpStream,
-    acceptor: TlsAcceptor,
-    router: Router,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    tcp.set_nodelay(true)?;
-    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await??;
+async fn connection(tls: TlsStream<TcpStream>, router: Router) -> Result<(), ConnectionError> {
     let conn = Connection {
         identity: pki::peer_identity(tls.get_ref().1).map(Arc::new),
     };

@@ -3,13 +3,12 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tracing::{debug, warn};
 
+use crate::listener::{ConnectionError, accept_tls};
 use crate::pki;
 
 use super::node::Node;
@@ -57,9 +56,6 @@ impl Role {
     }
 }
 
-/// A TLS handshake must finish within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves `node` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -67,38 +63,13 @@ pub async fn serve(
     node: Arc<Node>,
     shutdown: impl Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let acceptor = acceptor.clone();
-                    let node = node.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = connection(tcp, acceptor, node).await {
-                            debug!(%peer, error = %e, "replica connection ended");
-                        }
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, not spin.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
+    accept_tls(listener, acceptor, "replica", shutdown, move |tls| {
+        connection(tls, node.clone())
+    })
+    .await;
 }
 
-async fn connection(
-    tcp: TcpStream,
-    acceptor: TlsAcceptor,
-    node: Arc<Node>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    tcp.set_nodelay(true)?;
-    let mut tls: TlsStream<TcpStream> =
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await??;
+async fn connection(mut tls: TlsStream<TcpStream>, node: Arc<Node>) -> Result<(), ConnectionError> {
     let identity = pki::peer_identity(tls.get_ref().1);
     let role = identity.as_ref().and_then(|id| Role::of(&id.organizations));
     while let Some(rpc) = read_frame::<_, Rpc>(&mut tls).await? {

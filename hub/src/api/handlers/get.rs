@@ -5,6 +5,7 @@ use axum::response::Response;
 
 use super::Ctx;
 use crate::api::status::ApiError;
+use crate::api::storage::Stored;
 use crate::replica::Consistency;
 
 /// `resourceVersion=0` may be served from this replica as it is ("any");
@@ -16,9 +17,9 @@ pub fn consistency(resource_version: Option<&str>) -> Consistency {
     }
 }
 
-pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
-    let stored = ctx
-        .api
+/// The object the request names, at the consistency it asks for; 404 when there is none.
+pub async fn read(ctx: &Ctx<'_>) -> Result<Stored, ApiError> {
+    ctx.api
         .storage
         .get(
             ctx.kind,
@@ -27,6 +28,9 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             consistency(ctx.params.get("resourceVersion")),
         )
         .await?
-        .ok_or_else(|| ApiError::not_found(ctx.kind, &ctx.info.name))?;
-    Ok(ctx.object(StatusCode::OK, &stored.object))
+        .ok_or_else(|| ApiError::not_found(ctx.kind, &ctx.info.name))
+}
+
+pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    Ok(ctx.object(StatusCode::OK, &read(ctx).await?.object))
 }

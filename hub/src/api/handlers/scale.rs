@@ -14,7 +14,6 @@ use super::update::{commit, read_current};
 use crate::api::patch::apply_patch;
 use crate::api::status::ApiError;
 use crate::api::storage::Stored;
-use crate::replica::Consistency;
 
 /// `(spec.replicas, status.replicas, spec.selector)` of a scalable object.
 fn replicas(object: &Object) -> Option<(i32, i32, Option<&LabelSelector>)> {
@@ -69,17 +68,7 @@ fn scale_of(object: &Object) -> Result<Value, ApiError> {
 }
 
 pub async fn get(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
-    let stored = ctx
-        .api
-        .storage
-        .get(
-            ctx.kind,
-            &ctx.info.namespace,
-            &ctx.info.name,
-            Consistency::Linearizable,
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found(ctx.kind, &ctx.info.name))?;
+    let stored = super::get::read(ctx).await?;
     Ok(ctx.json(StatusCode::OK, &scale_of(&stored.object)?))
 }
 

@@ -444,15 +444,12 @@ fn set_if_empty(field: &mut String, default: &str) {
 
 #[cfg(test)]
 mod tests {
-    use flotilla_shared::manifest::{FieldValidation, decode_object};
     use serde_json::{Value, json};
 
     use super::*;
 
     fn decode(value: Value) -> Object {
-        decode_object(value, FieldValidation::Strict)
-            .expect("test manifest decodes")
-            .object
+        super::super::decode_test_object(value)
     }
 
     fn defaulted(value: Value) -> Value {

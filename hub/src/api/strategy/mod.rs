@@ -60,6 +60,17 @@ pub fn has_scale_subresource(kind: &str) -> bool {
     matches!(kind, "Deployment" | "ReplicaSet")
 }
 
+/// Test manifests, strictly decoded (shared by the tests of every file here).
+#[cfg(test)]
+fn decode_test_object(value: serde_json::Value) -> flotilla_shared::model::Object {
+    flotilla_shared::manifest::decode_object(
+        value,
+        flotilla_shared::manifest::FieldValidation::Strict,
+    )
+    .expect("test manifest decodes")
+    .object
+}
+
 #[cfg(test)]
 mod tests {
     use flotilla_shared::model::KINDS;

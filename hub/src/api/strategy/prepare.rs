@@ -364,15 +364,12 @@ fn normalize_cluster_ips(old: &Service, new: &mut Service) {
 
 #[cfg(test)]
 mod tests {
-    use flotilla_shared::manifest::{FieldValidation, decode_object};
     use serde_json::{Value, json};
 
     use super::*;
 
     fn decode(value: Value) -> Object {
-        decode_object(value, FieldValidation::Strict)
-            .expect("test manifest decodes")
-            .object
+        super::super::decode_test_object(value)
     }
 
     fn ctx() -> CreateContext {

@@ -605,7 +605,6 @@ fn node_update(old: &Node, new: &Node, errors: &mut ErrorList) {
 
 #[cfg(test)]
 mod tests {
-    use flotilla_shared::manifest::{FieldValidation, decode_object};
     use flotilla_shared::model::Time;
     use serde_json::json;
 
@@ -613,9 +612,7 @@ mod tests {
     use super::*;
 
     fn decode(value: Value) -> Object {
-        decode_object(value, FieldValidation::Strict)
-            .expect("test manifest decodes")
-            .object
+        super::super::decode_test_object(value)
     }
 
     fn stored(value: Value) -> Object {
