@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod check;
+pub mod controllers;
 pub mod listener;
 pub mod pki;
 pub mod replica;
