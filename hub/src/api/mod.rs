@@ -13,8 +13,9 @@
 
 pub mod authn;
 pub mod authz;
+pub mod deletion;
 pub mod discovery;
-mod handlers;
+pub mod handlers;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod openapi;
@@ -28,5 +29,6 @@ pub mod sync;
 pub mod table;
 pub mod time;
 pub mod user;
+pub mod write;
 
 pub use server::{Api, ApiConfig, serve};

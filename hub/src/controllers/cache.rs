@@ -217,11 +217,13 @@ mod tests {
     fn kinds_and_namespaces_are_listed_apart() {
         let mut cache = Cache::new();
         cache.apply(pod("a", "", None));
-        let mut other = Pod::default();
-        other.metadata = ObjectMeta {
-            name: "z".into(),
-            namespace: "other".into(),
-            ..ObjectMeta::default()
+        let other = Pod {
+            metadata: ObjectMeta {
+                name: "z".into(),
+                namespace: "other".into(),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
         };
         cache.apply(Object::Pod(other));
         let mut cm = ConfigMap::default();

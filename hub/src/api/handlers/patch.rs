@@ -51,7 +51,7 @@ pub async fn patch(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Response, ApiError>
         }
         match commit(ctx, current, object).await {
             Err(ApiError::Conflict { .. }) => continue,
-            Ok((code, object)) => return Ok(ctx.object(code, &object)),
+            Ok(object) => return Ok(ctx.object(axum::http::StatusCode::OK, &object)),
             Err(e) => return Err(e),
         }
     }

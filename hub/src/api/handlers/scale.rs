@@ -115,6 +115,6 @@ pub async fn write(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Response, ApiError>
     let saved_subresource = std::mem::take(&mut ctx.info.subresource);
     let result = commit(ctx, current, object).await;
     ctx.info.subresource = saved_subresource;
-    let (code, object) = result?;
-    Ok(ctx.json(code, &scale_of(&object)?))
+    let object = result?;
+    Ok(ctx.json(StatusCode::OK, &scale_of(&object)?))
 }

@@ -7,8 +7,8 @@ use flotilla_shared::model::Object;
 
 use super::{Ctx, parse_resource_version};
 use crate::api::status::ApiError;
-use crate::api::storage::{Stored, encode};
-use crate::api::strategy;
+use crate::api::storage::Stored;
+use crate::api::write::{self, Part};
 use crate::replica::Consistency;
 
 pub async fn update(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Response, ApiError> {
@@ -23,8 +23,8 @@ pub async fn update(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Response, ApiError
     if precondition.is_some_and(|rv| rv != current.revision) {
         return Err(ApiError::modified(ctx.kind, &ctx.info.name));
     }
-    let (code, object) = commit(ctx, current, object).await?;
-    Ok(ctx.object(code, &object))
+    let object = commit(ctx, current, object).await?;
+    Ok(ctx.object(StatusCode::OK, &object))
 }
 
 /// The name in a body must be the name in the URL.
@@ -62,50 +62,20 @@ pub async fn read_current(ctx: &Ctx<'_>, seen: Option<u64>) -> Result<Stored, Ap
     current.ok_or_else(|| ApiError::not_found(kind, name))
 }
 
-/// Applies the kind's update strategy to `new`, validates the update and
-/// writes it if `current` is still current. Answers the code and the object
-/// as stored (unchanged, without a write, when the update changes nothing).
-pub async fn commit(
-    ctx: &Ctx<'_>,
-    current: Stored,
-    mut new: Object,
-) -> Result<(StatusCode, Object), ApiError> {
-    match (ctx.info.subresource.as_str(), &current.object, &mut new) {
-        ("status", old, new) => strategy::prepare_for_status_update(old, new),
-        ("finalize", Object::Namespace(old), Object::Namespace(new)) => {
-            strategy::prepare_for_namespace_finalize(old, new)
-        }
-        (_, old, new) => strategy::prepare_for_update(old, new),
-    }
-    if let Object::Secret(secret) = &mut new {
-        secret.merge_string_data();
-    }
-    strategy::validate_update(&current.object, &new)
-        .map_err(|errors| ApiError::invalid(ctx.kind, &ctx.info.name, errors))?;
-    new.metadata_mut().resource_version = current.revision.to_string();
-    if encode(&new) == encode(&current.object) || ctx.params.dry_run()? {
-        return Ok((StatusCode::OK, new));
-    }
-    // The last finalizer removed from an object whose deletion waits only on
-    // finalizers: the update completes the deletion.
-    let meta = new.metadata();
-    let old_meta = current.object.metadata();
-    if meta.finalizers.is_empty()
-        && !super::delete::holds_content(&new)
-        && old_meta.deletion_timestamp.is_some()
-        && old_meta.deletion_grace_period_seconds == Some(0)
-    {
-        ctx.api
-            .storage
-            .delete(ctx.kind, &meta.namespace, &meta.name, current.revision)
-            .await?;
-        return Ok((StatusCode::OK, new));
-    }
-    let revision = ctx
-        .api
-        .storage
-        .update(ctx.kind, &new, current.revision)
-        .await?;
-    new.metadata_mut().resource_version = revision.to_string();
-    Ok((StatusCode::OK, new))
+/// [`write::commit`] for the part of the object this request names.
+pub async fn commit(ctx: &Ctx<'_>, current: Stored, new: Object) -> Result<Object, ApiError> {
+    let part = match ctx.info.subresource.as_str() {
+        "status" => Part::Status,
+        "finalize" => Part::Finalize,
+        _ => Part::Main,
+    };
+    write::commit(
+        &ctx.api.storage,
+        ctx.kind,
+        current,
+        new,
+        part,
+        ctx.params.dry_run()?,
+    )
+    .await
 }
