@@ -145,6 +145,15 @@ pub async fn run(
         node.clone(),
         args.api.compaction_interval,
     ));
+    let (stop_controllers, controllers_stopped) = tokio::sync::oneshot::channel::<()>();
+    let controllers = tokio::spawn(crate::controllers::runtime::run(
+        node.clone(),
+        api_state.storage.clone(),
+        crate::controllers::standard,
+        async {
+            let _ = controllers_stopped.await;
+        },
+    ));
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_server = tokio::spawn(api::server::serve(
         api_listener,
@@ -194,6 +203,8 @@ pub async fn run(
     info!("shutting down");
     let _ = stop.send(());
     let _ = stop_api.send(());
+    let _ = stop_controllers.send(());
+    let _ = controllers.await;
     let _ = server.await;
     let _ = api_server.await;
     node.shutdown().await;

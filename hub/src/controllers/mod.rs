@@ -12,6 +12,8 @@
 //! can never overwrite a newer state).
 
 pub mod cache;
+pub mod executor;
+pub mod runtime;
 
 use std::time::Duration;
 
@@ -20,13 +22,8 @@ use flotilla_shared::model::{Object, ObjectReference};
 pub use crate::store::ObjectKey;
 pub use cache::Cache;
 
-/// How a deletion treats the deleted object's dependents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Propagation {
-    Background,
-    Foreground,
-    Orphan,
-}
+/// How a deletion treats the deleted object's dependents (the API's own).
+pub use crate::api::deletion::Propagation;
 
 /// `Normal` or `Warning`, as Events say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +127,11 @@ pub trait Reconciler: Send + Sync {
     /// Decides what to do about the object at `key` (which may no longer
     /// exist) given the cluster as `cache` shows it at `now`.
     fn reconcile(&self, key: &ObjectKey, cache: &Cache, now: std::time::SystemTime) -> Action;
+}
+
+/// Every controller, as the leader runs them.
+pub fn standard() -> Vec<std::sync::Arc<dyn Reconciler>> {
+    Vec::new()
 }
 
 /// A reference to `object` for Events and owner references.

@@ -1,0 +1,431 @@
+//! The controllers' runtime: runs on the Raft leader only and moves with
+//! leadership.
+//!
+//! [`run`] watches this replica's Raft role. When it becomes leader it first
+//! waits until it has applied everything committed (a read-index barrier),
+//! then starts a [`Manager`]: the cache is loaded from the store at one
+//! revision and followed by a watch from that revision, every object is
+//! queued once for every controller (a full resync, which is how a new leader
+//! resumes whatever the old one left half done), and then each change queues
+//! the keys its controllers say. When leadership is lost the manager is
+//! dropped at once, commands in flight included: a write the old leader
+//! still sends fails (it is not the leader) or loses its compare-and-swap,
+//! so two managers never both change the cluster.
+//!
+//! Per controller, keys are queued without duplicates and at most one
+//! reconcile per key is in flight: a key that changes while its commands run
+//! is reconciled again after them, and not before the cache shows the
+//! revisions they wrote (kube-controller-manager's "expectations"), so a
+//! controller never acts twice on a state it has already changed.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use flotilla_shared::model::{KINDS, Object};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::executor::Executor;
+use super::{Cache, Command, ObjectKey, Reconciler};
+use crate::api::status::ApiError;
+use crate::api::storage::{Storage, decode};
+use crate::replica::{Consistency, Node};
+use crate::store::{EventType, ListAt, ListRequest, ReadError, WatchRequest};
+
+/// How many reconciles run between two looks at the watch.
+const RECONCILES_PER_TURN: usize = 256;
+/// The first retry delay after a failed command; doubled per failure.
+const RETRY_BASE: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Runs `controllers` (made afresh for every term of leadership) while this
+/// replica leads, until `shutdown` completes.
+pub async fn run<F>(
+    node: Arc<Node>,
+    storage: Storage,
+    controllers: F,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    F: Fn() -> Vec<Arc<dyn Reconciler>>,
+{
+    tokio::pin!(shutdown);
+    let mut metrics = node.raft().metrics();
+    loop {
+        // Wait for leadership.
+        loop {
+            let leads = metrics.borrow_and_update().current_leader == Some(node.id())
+                && metrics.borrow().state.is_leader();
+            if leads {
+                break;
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                changed = metrics.changed() => if changed.is_err() { return },
+            }
+        }
+        if let Err(e) = node.linearizable_barrier().await {
+            debug!(error = %e, "leader barrier failed; waiting for leadership again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        info!("leading: starting the controllers");
+        let manager = Manager::new(storage.clone(), controllers());
+        let running = tokio::spawn(manager.run());
+        // Run until leadership is lost.
+        loop {
+            let leads = metrics.borrow_and_update().current_leader == Some(node.id())
+                && metrics.borrow().state.is_leader();
+            if !leads {
+                break;
+            }
+            tokio::select! {
+                () = &mut shutdown => {
+                    running.abort();
+                    return;
+                }
+                changed = metrics.changed() => if changed.is_err() { running.abort(); return },
+            }
+        }
+        running.abort();
+        info!("no longer leading: stopped the controllers");
+    }
+}
+
+/// The queue of one controller.
+#[derive(Debug, Default)]
+struct Queue {
+    ready: VecDeque<ObjectKey>,
+    queued: HashSet<ObjectKey>,
+    in_flight: HashSet<ObjectKey>,
+    /// Changed while in flight: queue again when done.
+    dirty: HashSet<ObjectKey>,
+    /// Not before the cache reaches this revision.
+    wait_for: HashMap<ObjectKey, u64>,
+    /// Failures in a row, for the retry delay.
+    failures: HashMap<ObjectKey, u32>,
+}
+
+impl Queue {
+    fn add(&mut self, key: ObjectKey) {
+        if self.in_flight.contains(&key) {
+            self.dirty.insert(key);
+        } else if self.queued.insert(key.clone()) {
+            self.ready.push_back(key);
+        }
+    }
+}
+
+/// What a finished command batch reports.
+#[derive(Debug)]
+struct Done {
+    controller: usize,
+    key: ObjectKey,
+    /// The highest revision written, or the error that stopped the batch.
+    outcome: Result<u64, ApiError>,
+}
+
+/// The controllers of one term of leadership.
+pub struct Manager {
+    storage: Storage,
+    executor: Arc<Executor>,
+    controllers: Vec<Arc<dyn Reconciler>>,
+    queues: Vec<Queue>,
+    /// (due, controller, key), for requeues after a delay.
+    delayed: BTreeMap<(Instant, usize), Vec<ObjectKey>>,
+    cache: Cache,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field(
+                "controllers",
+                &self
+                    .controllers
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lists every kind at one revision.
+async fn load(storage: &Storage) -> Result<(Cache, u64), ApiError> {
+    let revision = storage.revision().await?;
+    let mut cache = Cache::new();
+    for info in KINDS {
+        let mut request = ListRequest::new(info.kind);
+        request.at = ListAt::Revision(revision);
+        loop {
+            let page = storage.list(request.clone(), Consistency::Stale).await?;
+            for item in &page.items {
+                cache.apply(decode(&item.object.value, item.object.resource_version)?);
+            }
+            match page.next {
+                Some(next) => request.at = ListAt::Continue(next),
+                None => break,
+            }
+        }
+    }
+    cache.set_revision(revision);
+    Ok((cache, revision))
+}
+
+impl Manager {
+    pub fn new(storage: Storage, controllers: Vec<Arc<dyn Reconciler>>) -> Self {
+        let queues = controllers.iter().map(|_| Queue::default()).collect();
+        Manager {
+            executor: Arc::new(Executor::new(storage.clone())),
+            storage,
+            controllers,
+            queues,
+            delayed: BTreeMap::new(),
+            cache: Cache::new(),
+        }
+    }
+
+    /// Runs until the store closes (or the task is aborted).
+    pub async fn run(mut self) {
+        loop {
+            let (cache, revision) = match load(&self.storage).await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    warn!(error = %e, "controllers could not load the cluster state; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            self.cache = cache;
+            self.resync();
+            let request = WatchRequest {
+                from: revision,
+                ..WatchRequest::default()
+            };
+            let mut watcher = match self.storage.watch(request).await {
+                Ok(watcher) => watcher,
+                Err(e) => {
+                    debug!(error = %e, "controllers' watch could not start; loading again");
+                    continue;
+                }
+            };
+            let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+            loop {
+                self.release_delayed(Instant::now());
+                self.reconcile_ready(&done_tx);
+                let next_delayed = self.delayed.keys().next().map(|(due, _)| *due);
+                tokio::select! {
+                    event = watcher.next() => match event {
+                        Ok(event) => {
+                            let changed = if event.event_type == EventType::Deleted {
+                                self.cache.remove(&event.key)
+                            } else {
+                                match decode(&event.value, event.revision) {
+                                    Ok(object) => {
+                                        self.cache.apply(object.clone());
+                                        Some(object)
+                                    }
+                                    Err(e) => {
+                                        warn!(key = %event.key, error = %e, "undecodable object ignored by the controllers");
+                                        None
+                                    }
+                                }
+                            };
+                            self.cache.set_revision(watcher.progress());
+                            if let Some(object) = changed {
+                                self.changed(&object);
+                            }
+                        }
+                        Err(ReadError::Closed) => return,
+                        Err(e) => {
+                            debug!(error = %e, "controllers' watch ended; loading again");
+                            break;
+                        }
+                    },
+                    Some(done) = done_rx.recv() => self.finished(done),
+                    () = sleep_until_opt(next_delayed) => {}
+                }
+            }
+        }
+    }
+
+    /// Queues every object for every controller.
+    fn resync(&mut self) {
+        let objects: Vec<Object> = KINDS
+            .iter()
+            .flat_map(|info| self.cache.of_kind(info.kind).cloned().collect::<Vec<_>>())
+            .collect();
+        for object in &objects {
+            self.changed(object);
+        }
+    }
+
+    fn changed(&mut self, object: &Object) {
+        for (i, controller) in self.controllers.iter().enumerate() {
+            for key in controller.keys_for(object, &self.cache) {
+                self.queues[i].add(key);
+            }
+        }
+    }
+
+    fn release_delayed(&mut self, now: Instant) {
+        let due: Vec<(Instant, usize)> = self
+            .delayed
+            .range(..=(now, usize::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for slot in due {
+            if let Some(keys) = self.delayed.remove(&slot) {
+                for key in keys {
+                    self.queues[slot.1].add(key);
+                }
+            }
+        }
+    }
+
+    fn delay(&mut self, controller: usize, key: ObjectKey, after: Duration) {
+        self.delayed
+            .entry((Instant::now() + after, controller))
+            .or_default()
+            .push(key);
+    }
+
+    /// Reconciles queued keys whose previous writes the cache already shows.
+    fn reconcile_ready(&mut self, done: &mpsc::UnboundedSender<Done>) {
+        let now = SystemTime::now();
+        let mut budget = RECONCILES_PER_TURN;
+        for i in 0..self.controllers.len() {
+            let mut waiting = Vec::new();
+            while budget > 0 {
+                let Some(key) = self.queues[i].ready.pop_front() else {
+                    break;
+                };
+                let queue = &mut self.queues[i];
+                if queue
+                    .wait_for
+                    .get(&key)
+                    .is_some_and(|rev| *rev > self.cache.revision())
+                {
+                    waiting.push(key);
+                    continue;
+                }
+                queue.queued.remove(&key);
+                queue.wait_for.remove(&key);
+                budget -= 1;
+                let controller = Arc::clone(&self.controllers[i]);
+                let action = controller.reconcile(&key, &self.cache, now);
+                if let Some(after) = action.requeue_after {
+                    self.delay(i, key.clone(), after);
+                }
+                if action.commands.is_empty() {
+                    continue;
+                }
+                self.queues[i].in_flight.insert(key.clone());
+                let executor = Arc::clone(&self.executor);
+                let done = done.clone();
+                tokio::spawn(async move {
+                    let outcome = execute_all(&executor, controller.name(), action.commands).await;
+                    let _ = done.send(Done {
+                        controller: i,
+                        key,
+                        outcome,
+                    });
+                });
+            }
+            // Keys waiting for the cache go back to the front, in order.
+            for key in waiting.into_iter().rev() {
+                self.queues[i].ready.push_front(key);
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+    }
+
+    fn finished(&mut self, done: Done) {
+        let Done {
+            controller,
+            key,
+            outcome,
+        } = done;
+        let queue = &mut self.queues[controller];
+        queue.in_flight.remove(&key);
+        // A change seen meanwhile is covered by the look below.
+        queue.dirty.remove(&key);
+        match outcome {
+            Ok(revision) => {
+                queue.failures.remove(&key);
+                if revision > 0 {
+                    queue.wait_for.insert(key.clone(), revision);
+                }
+                // Look again once the writes show: they may enable the next step.
+                self.queues[controller].add(key);
+            }
+            Err(e) => {
+                let failures = queue.failures.entry(key.clone()).or_default();
+                *failures += 1;
+                let delay = RETRY_BASE
+                    .saturating_mul(1 << (*failures).min(10))
+                    .min(RETRY_MAX);
+                if !matches!(
+                    e,
+                    ApiError::Conflict { .. } | ApiError::AlreadyExists { .. }
+                ) {
+                    debug!(controller = self.controllers[controller].name(), %key, error = %e, "command failed; retrying");
+                }
+                self.delay(controller, key, delay);
+            }
+        }
+    }
+}
+
+/// Runs one reconcile's commands: creates and bindings concurrently (a
+/// ReplicaSet creating 100 pods), everything else in order. Stops at the
+/// first failure; answers the highest revision written.
+async fn execute_all(
+    executor: &Executor,
+    component: &str,
+    commands: Vec<Command>,
+) -> Result<u64, ApiError> {
+    let mut highest = 0;
+    let mut batch = Vec::new();
+    let flush = |batch: Vec<Command>| async move {
+        let results = futures_util::future::join_all(
+            batch
+                .into_iter()
+                .map(|command| executor.execute(component, command)),
+        )
+        .await;
+        let mut highest = 0;
+        for result in results {
+            highest = highest.max(result?);
+        }
+        Ok::<u64, ApiError>(highest)
+    };
+    for command in commands {
+        if matches!(
+            command,
+            Command::Create(_) | Command::Bind { .. } | Command::Event { .. }
+        ) {
+            batch.push(command);
+            continue;
+        }
+        if !batch.is_empty() {
+            highest = highest.max(flush(std::mem::take(&mut batch)).await?);
+        }
+        highest = highest.max(executor.execute(component, command).await?);
+    }
+    if !batch.is_empty() {
+        highest = highest.max(flush(batch).await?);
+    }
+    Ok(highest)
+}
+
+async fn sleep_until_opt(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
