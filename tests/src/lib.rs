@@ -6,6 +6,7 @@
 
 pub mod api_client;
 pub mod bench;
+pub mod fleet;
 pub mod hub;
 pub mod kubectl;
 pub mod lincheck;
