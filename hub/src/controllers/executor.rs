@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use flotilla_shared::model::{Event, EventSource, KindInfo, Object, ObjectReference, PodCondition};
+use flotilla_shared::model::{
+    Event, EventSource, KindInfo, Object, ObjectReference, Pod, PodCondition,
+};
 
 use super::{Command, EventType, Propagation};
 use crate::api::deletion::{self, DeleteOptions, Preconditions};
@@ -106,12 +108,7 @@ impl Executor {
                     Err(e) => Err(e),
                 }
             }
-            Command::Bind {
-                namespace,
-                name,
-                resource_version,
-                node,
-            } => self.bind(&namespace, &name, &resource_version, &node).await,
+            Command::Bind { pod, node } => self.bind(*pod, &node).await,
             Command::Event {
                 regarding,
                 type_,
@@ -141,42 +138,29 @@ impl Executor {
         Ok(revision_of(&written))
     }
 
-    /// The scheduler's binding: sets `spec.nodeName` and the PodScheduled
-    /// condition of a pod that is still pending at `resource_version`.
-    async fn bind(
-        &self,
-        namespace: &str,
-        name: &str,
-        resource_version: &str,
-        node: &str,
-    ) -> Result<u64, ApiError> {
+    /// The scheduler's binding: `pod` as the scheduler saw it, with
+    /// `spec.nodeName` and the PodScheduled condition set, written if the pod
+    /// is still at the resourceVersion it was seen at (the compare-and-swap
+    /// makes a read unnecessary).
+    async fn bind(&self, mut pod: Pod, node: &str) -> Result<u64, ApiError> {
         let kind = kind_of("Pod")?;
-        let Some(Stored { object, revision }) = self
-            .storage
-            .get(kind, namespace, name, Consistency::Stale)
-            .await?
-        else {
-            return Err(ApiError::not_found(kind, name));
-        };
-        let Object::Pod(mut pod) = object else {
-            return Err(ApiError::Internal("a Pod key holds another kind".into()));
-        };
-        if revision.to_string() != resource_version
-            || !pod.spec.node_name.is_empty()
-            || pod.metadata.deletion_timestamp.is_some()
-        {
-            return Err(ApiError::modified(kind, name));
+        let expected: u64 = pod
+            .metadata
+            .resource_version
+            .parse()
+            .map_err(|_| ApiError::Internal("a cached pod without a resourceVersion".into()))?;
+        if !pod.spec.node_name.is_empty() || pod.metadata.deletion_timestamp.is_some() {
+            return Err(ApiError::modified(kind, &pod.metadata.name));
         }
         pod.spec.node_name = node.to_owned();
-        let now = format_time(SystemTime::now());
         pod.status.conditions.retain(|c| c.type_ != "PodScheduled");
         pod.status.conditions.push(PodCondition {
             type_: "PodScheduled".into(),
             status: "True".into(),
-            last_transition_time: Some(now),
+            last_transition_time: Some(format_time(SystemTime::now())),
             ..PodCondition::default()
         });
-        self.storage.update(kind, &Object::Pod(pod), revision).await
+        self.storage.update(kind, &Object::Pod(pod), expected).await
     }
 
     /// Records an Event, counting a repeat of the same reason and message

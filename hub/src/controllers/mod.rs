@@ -17,7 +17,7 @@ pub mod runtime;
 
 use std::time::Duration;
 
-use flotilla_shared::model::{Object, ObjectReference};
+use flotilla_shared::model::{Object, ObjectReference, Pod};
 
 pub use crate::store::ObjectKey;
 pub use cache::Cache;
@@ -64,14 +64,10 @@ pub enum Command {
         uid: Option<String>,
         propagation: Propagation,
     },
-    /// Bind a pending pod to a node (the scheduler's `pods/binding`), if the
-    /// pod is still at `resource_version` and unbound.
-    Bind {
-        namespace: String,
-        name: String,
-        resource_version: String,
-        node: String,
-    },
+    /// Bind a pending pod to a node (the scheduler's `pods/binding`): `pod`
+    /// is the pod as the scheduler saw it, and the binding holds only if it is
+    /// still at that resourceVersion (so no read is needed to bind).
+    Bind { pod: Box<Pod>, node: String },
     /// Record an Event about `regarding` (repeats of the same reason and
     /// message are counted on one Event, as kube's event recorder does).
     Event {
