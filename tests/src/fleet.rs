@@ -86,7 +86,11 @@ pub async fn register(api: &mut ApiClient, spec: &NodeSpec) -> anyhow::Result<()
     match answer.code {
         201 => Ok(()),
         409 => Ok(()),
-        code => anyhow::bail!("registering node {} answered {code}: {:?}", spec.name, answer.json()),
+        code => anyhow::bail!(
+            "registering node {} answered {code}: {:?}",
+            spec.name,
+            answer.json()
+        ),
     }
 }
 
@@ -107,9 +111,18 @@ pub async fn renew_lease(api: &mut ApiClient, name: &str) -> anyhow::Result<()> 
     let answer = if current.code == 200 {
         api.put(&path, &lease).await?
     } else {
-        api.post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", &lease).await?
+        api.post(
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+            &lease,
+        )
+        .await?
     };
-    anyhow::ensure!(matches!(answer.code, 200 | 201 | 409), "lease answered {}: {:?}", answer.code, answer.json());
+    anyhow::ensure!(
+        matches!(answer.code, 200 | 201 | 409),
+        "lease answered {}: {:?}",
+        answer.code,
+        answer.json()
+    );
     Ok(())
 }
 
@@ -151,7 +164,8 @@ impl Fleet {
         let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
         let mut tasks = Vec::new();
         {
-            let (tls, addr, names, offline) = (tls.clone(), addr.clone(), names.clone(), offline.clone());
+            let (tls, addr, names, offline) =
+                (tls.clone(), addr.clone(), names.clone(), offline.clone());
             tasks.push(tokio::spawn(async move {
                 let mut api = None;
                 loop {
@@ -202,7 +216,11 @@ impl Fleet {
 
 /// One pass of the simulated agents: every pod bound to an online node is
 /// reported Running and ready; a pod being deleted is removed (grace 0).
-async fn run_pods(api: &mut ApiClient, nodes: &[String], offline: &BTreeSet<String>) -> anyhow::Result<()> {
+async fn run_pods(
+    api: &mut ApiClient,
+    nodes: &[String],
+    offline: &BTreeSet<String>,
+) -> anyhow::Result<()> {
     let pods = api.get("/api/v1/pods").await?.json();
     for pod in pods["items"].as_array().into_iter().flatten() {
         let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
@@ -213,14 +231,23 @@ async fn run_pods(api: &mut ApiClient, nodes: &[String], offline: &BTreeSet<Stri
         let name = pod["metadata"]["name"].as_str().unwrap_or_default();
         let path = format!("/api/v1/namespaces/{namespace}/pods/{name}");
         if pod["metadata"]["deletionTimestamp"].is_string() {
-            api.call("DELETE", &path, "application/json", br#"{"gracePeriodSeconds":0}"#.to_vec())
-                .await?;
+            api.call(
+                "DELETE",
+                &path,
+                "application/json",
+                br#"{"gracePeriodSeconds":0}"#.to_vec(),
+            )
+            .await?;
             continue;
         }
         let restart = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
         let phase = pod["status"]["phase"].as_str().unwrap_or_default();
         // A pod that runs to completion (a Job's) succeeds; others keep running.
-        let target = if restart == "Always" { "Running" } else { "Succeeded" };
+        let target = if restart == "Always" {
+            "Running"
+        } else {
+            "Succeeded"
+        };
         if phase == target {
             continue;
         }
