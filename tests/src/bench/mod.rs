@@ -5,6 +5,7 @@ pub mod api;
 pub mod codec;
 pub mod etcd;
 pub mod load;
+pub mod sched;
 pub mod store;
 
 use std::time::{Duration, Instant};

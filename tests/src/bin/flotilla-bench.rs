@@ -26,6 +26,13 @@ enum Bench {
         #[arg(long)]
         quick: bool,
     },
+    /// The scheduler: 10,000 pending pods onto 5,000 nodes through the real
+    /// store of a 3-replica hub.
+    Sched {
+        /// 2,000 pods onto 1,000 nodes, for CI's smoke test.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Replicated durable writes on a 3-replica hub against a 3-member etcd,
     /// and the write gap when the hub's leader is killed.
     Store {
@@ -42,6 +49,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(bench::api::run(quick))?,
+        Bench::Sched { quick } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(bench::sched::run(quick))?,
         Bench::Store { quick } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
