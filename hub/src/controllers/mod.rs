@@ -12,6 +12,9 @@
 //! can never overwrite a newer state).
 
 pub mod cache;
+pub mod daemonset;
+pub mod job;
+pub mod pods;
 
 use std::time::Duration;
 
