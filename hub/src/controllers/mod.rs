@@ -12,7 +12,10 @@
 //! can never overwrite a newer state).
 
 pub mod cache;
+pub mod daemonset;
 pub mod executor;
+pub mod job;
+pub mod pods;
 pub mod runtime;
 
 use std::time::Duration;
