@@ -381,44 +381,41 @@ impl Manager {
     }
 }
 
-/// Runs one reconcile's commands: creates and bindings concurrently (a
-/// ReplicaSet creating 100 pods), everything else in order. Stops at the
-/// first failure; answers the highest revision written.
+/// How commands may run together: a run of creates or bindings (a
+/// ReplicaSet creating 100 pods) runs concurrently, then a run of Events;
+/// anything else runs alone, in order.
+fn group(command: &Command) -> u8 {
+    match command {
+        Command::Create(_) | Command::Bind { .. } => 1,
+        Command::Event { .. } => 2,
+        _ => 0,
+    }
+}
+
+/// Runs one reconcile's commands in order, each run of [`group`]mates
+/// concurrently. Stops at the first failure, so an Event about a create
+/// that failed is never recorded; answers the highest revision written.
 async fn execute_all(
     executor: &Executor,
     component: &str,
     commands: Vec<Command>,
 ) -> Result<u64, ApiError> {
     let mut highest = 0;
-    let mut batch = Vec::new();
-    let flush = |batch: Vec<Command>| async move {
+    let mut commands = commands.into_iter().peekable();
+    while let Some(first) = commands.next() {
+        let kind = group(&first);
+        let mut run = vec![first];
+        while kind != 0 && commands.peek().is_some_and(|next| group(next) == kind) {
+            run.extend(commands.next());
+        }
         let results = futures_util::future::join_all(
-            batch
-                .into_iter()
+            run.into_iter()
                 .map(|command| executor.execute(component, command)),
         )
         .await;
-        let mut highest = 0;
         for result in results {
             highest = highest.max(result?);
         }
-        Ok::<u64, ApiError>(highest)
-    };
-    for command in commands {
-        if matches!(
-            command,
-            Command::Create(_) | Command::Bind { .. } | Command::Event { .. }
-        ) {
-            batch.push(command);
-            continue;
-        }
-        if !batch.is_empty() {
-            highest = highest.max(flush(std::mem::take(&mut batch)).await?);
-        }
-        highest = highest.max(executor.execute(component, command).await?);
-    }
-    if !batch.is_empty() {
-        highest = highest.max(flush(batch).await?);
     }
     Ok(highest)
 }
