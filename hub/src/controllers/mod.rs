@@ -12,6 +12,8 @@
 //! can never overwrite a newer state).
 
 pub mod cache;
+pub mod deployment;
+pub mod replicaset;
 
 use std::time::Duration;
 
