@@ -200,7 +200,8 @@ pub fn prepare_for_status_update(old: &Object, new: &mut Object) {
     // Kubernetes' Deployment status strategy resets only the spec and the
     // labels: the controller records `deployment.kubernetes.io/revision`
     // together with the status.
-    let annotations = matches!(new, Object::Deployment(_)).then(|| new.metadata().annotations.clone());
+    let annotations =
+        matches!(new, Object::Deployment(_)).then(|| new.metadata().annotations.clone());
     reset_meta_for_status(old.metadata(), new.metadata_mut());
     if let Some(annotations) = annotations {
         new.metadata_mut().annotations = annotations;

@@ -196,7 +196,8 @@ impl Cluster {
     pub fn settle(&mut self) {
         for _ in 0..100 {
             let mut changed = false;
-            let deployments: Vec<ObjectKey> = self.cache.of_kind("Deployment").map(key_of).collect();
+            let deployments: Vec<ObjectKey> =
+                self.cache.of_kind("Deployment").map(key_of).collect();
             for key in deployments {
                 let action = DeploymentController.reconcile(&key, &self.cache, self.now);
                 self.last_requeue = action.requeue_after;
@@ -265,8 +266,9 @@ impl Cluster {
         (active.len(), available)
     }
 
-    /// Changes a Deployment as a user's update would.
+    /// Changes a Deployment as a user's update would, ten seconds later.
     pub fn edit(&mut self, name: &str, change: impl FnOnce(&mut Deployment)) {
+        self.advance(10);
         let mut d = self.deployment(name).clone();
         change(&mut d);
         assert!(self.update(Object::Deployment(d)));
@@ -304,7 +306,9 @@ pub(crate) fn rollout_status(d: &Deployment) -> Result<String, String> {
         .iter()
         .any(|c| c.type_ == "Progressing" && c.reason == "ProgressDeadlineExceeded")
     {
-        return Err(format!("deployment {name:?} exceeded its progress deadline"));
+        return Err(format!(
+            "deployment {name:?} exceeded its progress deadline"
+        ));
     }
     Ok(if s.updated_replicas < desired {
         format!(

@@ -80,9 +80,10 @@ impl Reconciler for DeploymentController {
                 None => cache
                     .in_namespace("Deployment", &rs.metadata.namespace)
                     .filter_map(|object| match object {
-                        Object::Deployment(d) if selector_of(d).is_some_and(|s| {
-                            !s.is_everything() && s.matches(&rs.metadata.labels)
-                        }) =>
+                        Object::Deployment(d)
+                            if selector_of(d).is_some_and(|s| {
+                                !s.is_everything() && s.matches(&rs.metadata.labels)
+                            }) =>
                         {
                             Some(deployment_key(&d.metadata.namespace, &d.metadata.name))
                         }
@@ -93,11 +94,13 @@ impl Reconciler for DeploymentController {
             // A Recreate rollout waits for the old pods to be gone.
             Object::Pod(pod) => {
                 let namespace = &pod.metadata.namespace;
-                let Some(rs_owner) = controller_of(&pod.metadata).filter(|o| o.kind == "ReplicaSet")
+                let Some(rs_owner) =
+                    controller_of(&pod.metadata).filter(|o| o.kind == "ReplicaSet")
                 else {
                     return Vec::new();
                 };
-                let Some(Object::ReplicaSet(rs)) = cache.find("ReplicaSet", namespace, &rs_owner.name)
+                let Some(Object::ReplicaSet(rs)) =
+                    cache.find("ReplicaSet", namespace, &rs_owner.name)
                 else {
                     return Vec::new();
                 };
@@ -277,7 +280,9 @@ impl<'a> Rollout<'a> {
         let d = self.original;
         let deleting = d.metadata.deletion_timestamp.is_some();
         for object in self.cache.in_namespace("ReplicaSet", &d.metadata.namespace) {
-            let Object::ReplicaSet(rs) = object else { continue };
+            let Object::ReplicaSet(rs) = object else {
+                continue;
+            };
             let matches = selector.matches(&rs.metadata.labels);
             match controller_of(&rs.metadata) {
                 Some(owner) if owner.uid == d.metadata.uid => {

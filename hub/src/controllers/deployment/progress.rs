@@ -116,9 +116,7 @@ impl Rollout<'_> {
         let Some(deadline) = util::progress_deadline(d, condition) else {
             return;
         };
-        let after = deadline
-            .duration_since(self.now)
-            .unwrap_or(Duration::ZERO);
+        let after = deadline.duration_since(self.now).unwrap_or(Duration::ZERO);
         // A second more: the deadline must have passed (strictly) when we look.
         self.requeue_after = Some(after + Duration::from_secs(1));
     }

@@ -44,12 +44,16 @@ impl Rollout<'_> {
     fn reconcile_old_replica_sets(&mut self) -> bool {
         let Some(new) = self.new_rs else { return false };
         let mut old = self.active(&self.old());
-        let old_pods = self.sum(&old, |rs| crate::controllers::replicaset::replicas_of(rs.spec.replicas));
+        let old_pods = self.sum(&old, |rs| {
+            crate::controllers::replicaset::replicas_of(rs.spec.replicas)
+        });
         if old_pods == 0 {
             return false;
         }
         let all: Vec<usize> = (0..self.entries.len()).collect();
-        let all_pods = self.sum(&all, |rs| crate::controllers::replicaset::replicas_of(rs.spec.replicas));
+        let all_pods = self.sum(&all, |rs| {
+            crate::controllers::replicaset::replicas_of(rs.spec.replicas)
+        });
         let min_available = self.desired() - util::max_unavailable(&self.d);
         let new_unavailable = self.replicas(new) - self.rs(new).status.available_replicas;
         let max_scaled_down = all_pods - min_available - new_unavailable;

@@ -411,7 +411,12 @@ impl Rollout<'_> {
     /// `cleanupDeployment`: deletes the oldest revisions beyond
     /// `revisionHistoryLimit`, only those scaled to zero with no pods left.
     pub(super) fn cleanup_deployment(&mut self, old: &[usize]) {
-        let Some(limit) = self.d.spec.revision_history_limit.filter(|&l| l != i32::MAX) else {
+        let Some(limit) = self
+            .d
+            .spec
+            .revision_history_limit
+            .filter(|&l| l != i32::MAX)
+        else {
             return;
         };
         let mut cleanable: Vec<usize> = old

@@ -16,9 +16,13 @@ use crate::controllers::replicaset::replicas_of;
 
 /// The label (and selector key) that tells a Deployment's ReplicaSets apart.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+/// The rollout revision a ReplicaSet (and its Deployment) stands for.
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
+/// Earlier revisions of a ReplicaSet rolled out again (a rollback).
 pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+/// The Deployment's `spec.replicas` when the ReplicaSet was last sized.
 pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+/// `spec.replicas + maxSurge` when the ReplicaSet was last sized.
 pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 /// Annotations never copied from a Deployment to its ReplicaSets.
 const ANNOTATIONS_TO_SKIP: &[&str] = &[
@@ -32,6 +36,7 @@ const ANNOTATIONS_TO_SKIP: &[&str] = &[
 /// `revision-history` is kept under this many characters.
 const MAX_REV_HISTORY_LENGTH_IN_CHARS: usize = 2000;
 
+/// Deployment condition types.
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
 pub const REPLICA_FAILURE: &str = "ReplicaFailure";
@@ -106,6 +111,7 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
 // ---------------------------------------------------------------------------
 // Surge and unavailability
 
+/// Whether the strategy is `RollingUpdate` (anything but `Recreate`).
 pub fn is_rolling_update(d: &Deployment) -> bool {
     d.spec.strategy.type_ != "Recreate"
 }
@@ -141,7 +147,9 @@ pub fn resolve_fenceposts(d: &Deployment) -> (i32, i32) {
         true,
     );
     let mut unavailable = scaled_value(
-        rolling.and_then(|r| r.max_unavailable.as_ref()).unwrap_or(&zero),
+        rolling
+            .and_then(|r| r.max_unavailable.as_ref())
+            .unwrap_or(&zero),
         desired,
         false,
     );
@@ -269,7 +277,11 @@ fn append_revision_history(rs: &mut ReplicaSet, old_revision: &str) {
 // ---------------------------------------------------------------------------
 // Conditions
 
-pub fn get_condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
+/// The condition of `type_`, if present.
+pub fn get_condition<'a>(
+    status: &'a DeploymentStatus,
+    type_: &str,
+) -> Option<&'a DeploymentCondition> {
     status.conditions.iter().find(|c| c.type_ == type_)
 }
 
@@ -307,6 +319,7 @@ pub fn set_condition(status: &mut DeploymentStatus, mut condition: DeploymentCon
     status.conditions.push(condition);
 }
 
+/// Drops the condition of `type_`.
 pub fn remove_condition(status: &mut DeploymentStatus, type_: &str) {
     status.conditions.retain(|c| c.type_ != type_);
 }
@@ -446,8 +459,14 @@ mod tests {
 
     #[test]
     fn max_unavailable_is_capped_and_zero_without_replicas_or_for_recreate() {
-        assert_eq!(max_unavailable(&rolling(2, IntOrString::Int(0), IntOrString::Int(5))), 2);
-        assert_eq!(max_unavailable(&rolling(0, IntOrString::Int(0), IntOrString::Int(5))), 0);
+        assert_eq!(
+            max_unavailable(&rolling(2, IntOrString::Int(0), IntOrString::Int(5))),
+            2
+        );
+        assert_eq!(
+            max_unavailable(&rolling(0, IntOrString::Int(0), IntOrString::Int(5))),
+            0
+        );
         let mut recreate = rolling(3, IntOrString::Int(1), IntOrString::Int(1));
         recreate.spec.strategy.type_ = "Recreate".into();
         assert_eq!((max_surge(&recreate), max_unavailable(&recreate)), (0, 0));
@@ -460,7 +479,9 @@ mod tests {
         let first = compute_hash(&template, None);
         assert_eq!(first, compute_hash(&template, None));
         assert!(
-            first.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)),
+            first
+                .chars()
+                .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)),
             "{first}"
         );
         assert_ne!(first, compute_hash(&template, Some(1)));
@@ -491,7 +512,10 @@ mod tests {
         assert_eq!(rs.metadata.annotations[REVISION_HISTORY], "1");
         assert!(set_new_replica_set_annotations(&d, &mut rs, 5, true));
         assert_eq!(rs.metadata.annotations[REVISION_HISTORY], "1,3");
-        assert!(!set_new_replica_set_annotations(&d, &mut rs, 4, true), "never lowered");
+        assert!(
+            !set_new_replica_set_annotations(&d, &mut rs, 4, true),
+            "never lowered"
+        );
     }
 
     #[test]
@@ -499,13 +523,34 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
         let t1 = t0 + std::time::Duration::from_secs(60);
         let mut status = DeploymentStatus::default();
-        set_condition(&mut status, new_condition(PROGRESSING, "True", "A", "a".into(), t0));
-        set_condition(&mut status, new_condition(PROGRESSING, "True", "A", "b".into(), t1));
-        assert_eq!(status.conditions[0].message, "a", "same status and reason: unchanged");
-        set_condition(&mut status, new_condition(PROGRESSING, "True", "B", "b".into(), t1));
-        assert_eq!(status.conditions[0].last_transition_time, Some(format_time(t0)));
+        set_condition(
+            &mut status,
+            new_condition(PROGRESSING, "True", "A", "a".into(), t0),
+        );
+        set_condition(
+            &mut status,
+            new_condition(PROGRESSING, "True", "A", "b".into(), t1),
+        );
+        assert_eq!(
+            status.conditions[0].message, "a",
+            "same status and reason: unchanged"
+        );
+        set_condition(
+            &mut status,
+            new_condition(PROGRESSING, "True", "B", "b".into(), t1),
+        );
+        assert_eq!(
+            status.conditions[0].last_transition_time,
+            Some(format_time(t0))
+        );
         assert_eq!(status.conditions[0].last_update_time, Some(format_time(t1)));
-        set_condition(&mut status, new_condition(PROGRESSING, "False", "C", "c".into(), t1));
-        assert_eq!(status.conditions[0].last_transition_time, Some(format_time(t1)));
+        set_condition(
+            &mut status,
+            new_condition(PROGRESSING, "False", "C", "c".into(), t1),
+        );
+        assert_eq!(
+            status.conditions[0].last_transition_time,
+            Some(format_time(t1))
+        );
     }
 }

@@ -145,7 +145,12 @@ impl ReplicaSetController {
             reason: reason.to_owned(),
             message: format!("Error {verb}: {error}"),
         }];
-        if !rs.status.conditions.iter().any(|c| c.type_ == REPLICA_FAILURE) {
+        if !rs
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == REPLICA_FAILURE)
+        {
             let mut updated = rs.clone();
             updated.status.conditions.push(ReplicaSetCondition {
                 type_: REPLICA_FAILURE.to_owned(),
@@ -262,11 +267,16 @@ fn selects(rs: &ReplicaSet, meta: &ObjectMeta) -> bool {
 }
 
 /// The pods `owner` controls, active or not, through the owner index.
-pub(crate) fn controlled_pods<'a>(cache: &'a Cache, owner_uid: &'a str) -> impl Iterator<Item = &'a Pod> + 'a {
+pub(crate) fn controlled_pods<'a>(
+    cache: &'a Cache,
+    owner_uid: &'a str,
+) -> impl Iterator<Item = &'a Pod> + 'a {
     cache
         .dependents_of(owner_uid)
         .filter_map(move |object| match object {
-            Object::Pod(pod) if controller_of(&pod.metadata).is_some_and(|c| c.uid == owner_uid) => {
+            Object::Pod(pod)
+                if controller_of(&pod.metadata).is_some_and(|c| c.uid == owner_uid) =>
+            {
                 Some(pod)
             }
             _ => None,
@@ -312,10 +322,11 @@ fn claim_pods<'a>(
             continue;
         }
         let mut adopted = pod.clone();
-        adopted
-            .metadata
-            .owner_references
-            .push(controller_ref("apps/v1", "ReplicaSet", &rs.metadata));
+        adopted.metadata.owner_references.push(controller_ref(
+            "apps/v1",
+            "ReplicaSet",
+            &rs.metadata,
+        ));
         commands.push(Command::Update(Box::new(Object::Pod(adopted))));
         claimed.push(pod);
     }
@@ -421,7 +432,10 @@ pub fn deletion_order<'a>(pods: &[&'a Pod], related: &[&Pod], now: SystemTime) -
     let mut ranked: Vec<(&Pod, usize)> = pods
         .iter()
         .map(|pod| {
-            let rank = on_node.get(pod.spec.node_name.as_str()).copied().unwrap_or(0);
+            let rank = on_node
+                .get(pod.spec.node_name.as_str())
+                .copied()
+                .unwrap_or(0);
             (*pod, rank)
         })
         .collect();
@@ -474,7 +488,7 @@ fn max_restarts(pod: &Pod) -> (i32, i32) {
 /// (`logarithmicRankDiff`'s buckets).
 fn log_bucket(t: SystemTime, now: SystemTime) -> i64 {
     match now.duration_since(t) {
-        Ok(d) if !d.is_zero() => i64::from(127 - d.as_nanos().leading_zeros()) ,
+        Ok(d) if !d.is_zero() => i64::from(127 - d.as_nanos().leading_zeros()),
         _ => -1,
     }
 }
@@ -486,7 +500,11 @@ fn compare_for_deletion(a: &(&Pod, usize), b: &(&Pod, usize), now: SystemTime) -
     // 1. Unassigned before assigned.
     let (na, nb) = (&pa.spec.node_name, &pb.spec.node_name);
     if na != nb && (na.is_empty() || nb.is_empty()) {
-        return if na.is_empty() { Ordering::Less } else { Ordering::Greater };
+        return if na.is_empty() {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        };
     }
     // 2. Pending < Unknown < Running.
     let order = phase_ordinal(&pa.status.phase).cmp(&phase_ordinal(&pb.status.phase));
@@ -496,7 +514,11 @@ fn compare_for_deletion(a: &(&Pod, usize), b: &(&Pod, usize), now: SystemTime) -
     // 3. Not ready before ready.
     let (ready_a, ready_b) = (pa.is_ready(), pb.is_ready());
     if ready_a != ready_b {
-        return if ready_a { Ordering::Greater } else { Ordering::Less };
+        return if ready_a {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        };
     }
     // 4. Lower deletion cost first.
     let order = deletion_cost(pa).cmp(&deletion_cost(pb));
@@ -556,7 +578,12 @@ fn compare_times_newer_first(
 
 /// The status `rs` should have (`calculateStatus`); `settled` says the pod
 /// count is right, which clears a `ReplicaFailure` condition.
-fn calculate_status(rs: &ReplicaSet, pods: &[&Pod], settled: bool, now: SystemTime) -> ReplicaSetStatus {
+fn calculate_status(
+    rs: &ReplicaSet,
+    pods: &[&Pod],
+    settled: bool,
+    now: SystemTime,
+) -> ReplicaSetStatus {
     let template_labels = &rs.spec.template.metadata.labels;
     let mut status = rs.status.clone();
     let count = |f: &dyn Fn(&Pod) -> bool| {
@@ -569,8 +596,7 @@ fn calculate_status(rs: &ReplicaSet, pods: &[&Pod], settled: bool, now: SystemTi
             .all(|(k, v)| pod.metadata.labels.get(k) == Some(v))
     });
     status.ready_replicas = count(&|pod| pod.is_ready());
-    status.available_replicas =
-        count(&|pod| is_pod_available(pod, rs.spec.min_ready_seconds, now));
+    status.available_replicas = count(&|pod| is_pod_available(pod, rs.spec.min_ready_seconds, now));
     status.observed_generation = rs.metadata.generation;
     if settled {
         status.conditions.retain(|c| c.type_ != REPLICA_FAILURE);
