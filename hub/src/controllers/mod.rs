@@ -13,9 +13,11 @@
 
 pub mod cache;
 pub mod daemonset;
+pub mod deployment;
 pub mod executor;
 pub mod job;
 pub mod pods;
+pub mod replicaset;
 pub mod runtime;
 
 use std::time::Duration;

@@ -197,7 +197,15 @@ pub fn prepare_for_status_update(old: &Object, new: &mut Object) {
         *new = old.clone();
         return;
     }
+    // Kubernetes' Deployment status strategy resets only the spec and the
+    // labels: the controller records `deployment.kubernetes.io/revision`
+    // together with the status.
+    let annotations =
+        matches!(new, Object::Deployment(_)).then(|| new.metadata().annotations.clone());
     reset_meta_for_status(old.metadata(), new.metadata_mut());
+    if let Some(annotations) = annotations {
+        new.metadata_mut().annotations = annotations;
+    }
     match (old, new) {
         (Object::Pod(old), Object::Pod(new)) => {
             new.spec = old.spec.clone();
@@ -757,7 +765,12 @@ mod tests {
         let new = status_updated(&old, input).to_value();
         let old = old.to_value();
         assert_eq!(new["spec"], old["spec"]);
-        assert_eq!(new["metadata"], old["metadata"]);
+        let mut metadata = old["metadata"].clone();
+        metadata["annotations"] = json!({"a": "b"});
+        assert_eq!(
+            new["metadata"], metadata,
+            "only a Deployment's annotations may change, as in Kubernetes"
+        );
         assert_eq!(
             new["status"],
             json!({"replicas": 3, "readyReplicas": 2, "observedGeneration": 1})
