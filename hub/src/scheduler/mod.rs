@@ -161,7 +161,7 @@ struct Scratch {
     raw: Vec<i64>,
     counts: Vec<i64>,
     ties: Vec<usize>,
-    zones: Vec<Option<u32>>,
+    seen_zones: Vec<bool>,
 }
 
 /// The scheduler's state: nodes, what their pods use, workloads' spread.
@@ -623,7 +623,7 @@ impl Scheduler {
             raw,
             counts,
             ties,
-            zones,
+            seen_zones,
             ..
         } = scratch;
         total.clear();
@@ -674,7 +674,13 @@ impl Scheduler {
             );
             raw.clear();
             raw.resize(n, 0);
-            score::topology_spread(&nodes, counts, self.zone_counts.get(&workload), zones, raw);
+            score::topology_spread(
+                &nodes,
+                counts,
+                self.zone_counts.get(&workload),
+                seen_zones,
+                raw,
+            );
             add(raw, score::SPREAD_WEIGHT);
         }
         let best = total.iter().copied().max().unwrap_or(0);

@@ -52,11 +52,19 @@ pub(super) fn least_allocated(node: &NodeState, candidate: &Candidate<'_>) -> i6
         }
         weights += 1;
         if requested <= allocatable {
-            score += (i128::from(allocatable - requested) * i128::from(MAX_NODE_SCORE)
-                / i128::from(allocatable)) as i64;
+            score += scaled(allocatable - requested, allocatable);
         }
     }
     if weights == 0 { 0 } else { score / weights }
+}
+
+/// `part * 100 / whole` in 64 bits (128-bit division is several times
+/// slower and only needed beyond 92 petabytes).
+fn scaled(part: i64, whole: i64) -> i64 {
+    match part.checked_mul(MAX_NODE_SCORE) {
+        Some(product) => product / whole,
+        None => (i128::from(part) * i128::from(MAX_NODE_SCORE) / i128::from(whole)) as i64,
+    }
 }
 
 /// NodeResourcesBalancedAllocation: `(1 - std) * 100` of the cpu and memory
@@ -153,15 +161,24 @@ pub(super) fn topology_spread(
     nodes: &[&NodeState],
     host_counts: &[i64],
     zone_counts: Option<&FxMap<u32, u32>>,
-    zones: &mut Vec<Option<u32>>,
+    seen_zones: &mut Vec<bool>,
     out: &mut [i64],
 ) {
-    zones.clear();
-    zones.extend(nodes.iter().map(|n| n.zone));
-    zones.sort_unstable();
-    zones.dedup();
+    // Distinct zones among the nodes, nodes without one forming one more.
+    seen_zones.clear();
+    let mut domains = 0;
+    for node in nodes {
+        let index = node.zone.map_or(0, |z| z as usize + 1);
+        if index >= seen_zones.len() {
+            seen_zones.resize(index + 1, false);
+        }
+        if !seen_zones[index] {
+            seen_zones[index] = true;
+            domains += 1;
+        }
+    }
     let host_weight = ((nodes.len() + 2) as f64).ln();
-    let zone_weight = ((zones.len() + 2) as f64).ln();
+    let zone_weight = ((domains + 2) as f64).ln();
     for (i, node) in nodes.iter().enumerate() {
         let mut score = host_counts[i] as f64 * host_weight + (HOST_MAX_SKEW - 1) as f64;
         if let Some(zone) = node.zone {
