@@ -15,5 +15,6 @@ pub mod controllers;
 pub mod listener;
 pub mod pki;
 pub mod replica;
+pub mod scheduler;
 pub mod server;
 pub mod store;
