@@ -19,6 +19,7 @@ pub mod job;
 pub mod pods;
 pub mod replicaset;
 pub mod runtime;
+pub mod scheduling;
 
 use std::time::Duration;
 
@@ -132,7 +133,12 @@ pub trait Reconciler: Send + Sync {
 
 /// Every controller, as the leader runs them.
 pub fn standard() -> Vec<std::sync::Arc<dyn Reconciler>> {
-    Vec::new()
+    vec![
+        std::sync::Arc::new(deployment::DeploymentController),
+        std::sync::Arc::new(replicaset::ReplicaSetController),
+        std::sync::Arc::new(daemonset::DaemonSetController),
+        std::sync::Arc::new(job::JobController),
+    ]
 }
 
 /// A reference to `object` for Events and owner references.

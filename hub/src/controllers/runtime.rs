@@ -28,12 +28,15 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::executor::Executor;
+use super::scheduling::Scheduling;
 use super::{Cache, Command, ObjectKey, Reconciler};
 use crate::api::status::ApiError;
 use crate::api::storage::{Storage, decode};
 use crate::replica::{Consistency, Node};
 use crate::store::{EventType, ListAt, ListRequest, ReadError, WatchRequest};
 
+/// The scheduler's name in Events.
+const SCHEDULER: &str = "default-scheduler";
 /// How many reconciles run between two looks at the watch.
 const RECONCILES_PER_TURN: usize = 256;
 /// The first retry delay after a failed command; doubled per failure.
@@ -119,12 +122,23 @@ impl Queue {
 
 /// What a finished command batch reports.
 #[derive(Debug)]
-struct Done {
-    controller: usize,
-    key: ObjectKey,
-    /// The highest revision written, or the error that stopped the batch.
-    outcome: Result<u64, ApiError>,
+enum Done {
+    /// A controller's commands for one key: the highest revision written,
+    /// or the error that stopped them.
+    Reconciled {
+        controller: usize,
+        key: ObjectKey,
+        outcome: Result<u64, ApiError>,
+    },
+    /// One binding of the scheduler.
+    Bound {
+        key: ObjectKey,
+        outcome: Result<u64, ApiError>,
+    },
 }
+
+/// How many bindings are written at once.
+const BINDINGS_IN_FLIGHT: usize = 512;
 
 /// The controllers of one term of leadership.
 pub struct Manager {
@@ -135,6 +149,7 @@ pub struct Manager {
     /// (due, controller, key), for requeues after a delay.
     delayed: BTreeMap<(Instant, usize), Vec<ObjectKey>>,
     cache: Cache,
+    scheduling: Scheduling,
 }
 
 impl std::fmt::Debug for Manager {
@@ -184,6 +199,7 @@ impl Manager {
             queues,
             delayed: BTreeMap::new(),
             cache: Cache::new(),
+            scheduling: Scheduling::new(),
         }
     }
 
@@ -199,6 +215,7 @@ impl Manager {
                 }
             };
             self.cache = cache;
+            self.scheduling = Scheduling::new();
             self.resync();
             let request = WatchRequest {
                 from: revision,
@@ -215,11 +232,13 @@ impl Manager {
             loop {
                 self.release_delayed(Instant::now());
                 self.reconcile_ready(&done_tx);
+                self.schedule(&done_tx);
                 let next_delayed = self.delayed.keys().next().map(|(due, _)| *due);
                 tokio::select! {
                     event = watcher.next() => match event {
                         Ok(event) => {
-                            let changed = if event.event_type == EventType::Deleted {
+                            let deleted = event.event_type == EventType::Deleted;
+                            let changed = if deleted {
                                 self.cache.remove(&event.key)
                             } else {
                                 match decode(&event.value, event.revision) {
@@ -235,6 +254,7 @@ impl Manager {
                             };
                             self.cache.set_revision(watcher.progress());
                             if let Some(object) = changed {
+                                self.scheduling.changed(&object, deleted);
                                 self.changed(&object);
                             }
                         }
@@ -251,14 +271,58 @@ impl Manager {
         }
     }
 
-    /// Queues every object for every controller.
+    /// Queues every object for every controller, and shows the scheduler
+    /// every node, then every pod.
     fn resync(&mut self) {
         let objects: Vec<Object> = KINDS
             .iter()
             .flat_map(|info| self.cache.of_kind(info.kind).cloned().collect::<Vec<_>>())
             .collect();
+        for object in objects.iter().filter(|o| matches!(o, Object::Node(_))) {
+            self.scheduling.changed(object, false);
+        }
         for object in &objects {
+            if matches!(object, Object::Pod(_)) {
+                self.scheduling.changed(object, false);
+            }
             self.changed(object);
+        }
+    }
+
+    /// Places pending pods and sends their bindings; tells the others why not.
+    fn schedule(&mut self, done: &mpsc::UnboundedSender<Done>) {
+        if !self.scheduling.has_pending() {
+            return;
+        }
+        let (binds, reports) = self.scheduling.schedule(&self.cache);
+        if !binds.is_empty() {
+            let executor = Arc::clone(&self.executor);
+            let done = done.clone();
+            tokio::spawn(async move {
+                use futures_util::StreamExt as _;
+                let mut results = futures_util::stream::iter(binds)
+                    .map(|(key, command)| {
+                        let executor = Arc::clone(&executor);
+                        async move {
+                            let outcome = executor.execute(SCHEDULER, command).await;
+                            (key, outcome)
+                        }
+                    })
+                    .buffer_unordered(BINDINGS_IN_FLIGHT);
+                while let Some((key, outcome)) = results.next().await {
+                    let _ = done.send(Done::Bound { key, outcome });
+                }
+            });
+        }
+        if !reports.is_empty() {
+            let executor = Arc::clone(&self.executor);
+            tokio::spawn(async move {
+                for command in reports {
+                    if let Err(e) = executor.execute(SCHEDULER, command).await {
+                        debug!(error = %e, "reporting an unschedulable pod failed");
+                    }
+                }
+            });
         }
     }
 
@@ -327,7 +391,7 @@ impl Manager {
                 let done = done.clone();
                 tokio::spawn(async move {
                     let outcome = execute_all(&executor, controller.name(), action.commands).await;
-                    let _ = done.send(Done {
+                    let _ = done.send(Done::Reconciled {
                         controller: i,
                         key,
                         outcome,
@@ -345,11 +409,20 @@ impl Manager {
     }
 
     fn finished(&mut self, done: Done) {
-        let Done {
-            controller,
-            key,
-            outcome,
-        } = done;
+        let (controller, key, outcome) = match done {
+            Done::Reconciled {
+                controller,
+                key,
+                outcome,
+            } => (controller, key, outcome),
+            Done::Bound { key, outcome } => {
+                if let Err(e) = outcome {
+                    debug!(%key, error = %e, "binding failed; placing the pod again");
+                    self.scheduling.binding_failed(&key, &self.cache);
+                }
+                return;
+            }
+        };
         let queue = &mut self.queues[controller];
         queue.in_flight.remove(&key);
         // A change seen meanwhile is covered by the look below.
