@@ -15,6 +15,7 @@ pub mod cache;
 pub mod daemonset;
 pub mod executor;
 pub mod job;
+pub mod nodelifecycle;
 pub mod pods;
 pub mod runtime;
 
