@@ -13,8 +13,11 @@
 
 pub mod cache;
 pub mod daemonset;
+pub mod endpoints;
 pub mod executor;
+pub mod gc;
 pub mod job;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod runtime;
