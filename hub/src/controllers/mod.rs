@@ -14,8 +14,12 @@
 pub mod cache;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
 pub mod executor;
+pub mod gc;
 pub mod job;
+pub mod namespace;
+pub mod nodelifecycle;
 pub mod pods;
 pub mod replicaset;
 pub mod runtime;
@@ -138,6 +142,10 @@ pub fn standard() -> Vec<std::sync::Arc<dyn Reconciler>> {
         std::sync::Arc::new(replicaset::ReplicaSetController),
         std::sync::Arc::new(daemonset::DaemonSetController),
         std::sync::Arc::new(job::JobController),
+        std::sync::Arc::new(nodelifecycle::NodeLifecycleController::default()),
+        std::sync::Arc::new(endpoints::EndpointsController),
+        std::sync::Arc::new(gc::GarbageCollector),
+        std::sync::Arc::new(namespace::NamespaceController),
     ]
 }
 
