@@ -51,8 +51,12 @@ pub async fn create(
         let meta = object.metadata();
         meta.name.is_empty() && !meta.generate_name.is_empty()
     };
-    if let Object::Secret(secret) = &mut object {
-        secret.merge_string_data();
+    match &mut object {
+        Object::Secret(secret) => secret.merge_string_data(),
+        // Devices are autonomous: their pods tolerate the device being
+        // unreachable for good unless they say otherwise.
+        Object::Pod(pod) => crate::controllers::nodelifecycle::default_tolerations(pod),
+        _ => {}
     }
     for _ in 0..GENERATE_ATTEMPTS {
         // The name comes first: a Job's generated labels carry it.

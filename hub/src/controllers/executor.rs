@@ -208,6 +208,8 @@ impl Executor {
         } else {
             regarding.namespace.clone()
         };
+        // No new Events in a namespace being deleted: they would hold it up.
+        write::check_namespace(&self.storage, kind, &namespace, &regarding.name).await?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
