@@ -126,6 +126,40 @@ pub async fn renew_lease(api: &mut ApiClient, name: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Posts the node's Ready condition again when the hub marked it otherwise
+/// (a device back from being offline reports itself, as its agent would).
+pub async fn report_ready(api: &mut ApiClient, name: &str) -> anyhow::Result<()> {
+    let path = format!("/api/v1/nodes/{name}");
+    let mut node = api.get(&path).await?.json();
+    let conditions = node["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ready = conditions
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    if ready {
+        return Ok(());
+    }
+    let mut updated: Vec<Value> = conditions
+        .into_iter()
+        .filter(|c| c["type"] != "Ready")
+        .collect();
+    updated.push(json!({
+        "type": "Ready", "status": "True", "reason": "KubeletReady",
+        "message": "flotilla agent is posting ready status",
+        "lastHeartbeatTime": now(), "lastTransitionTime": now(),
+    }));
+    node["status"]["conditions"] = json!(updated);
+    let answer = api.put(&format!("{path}/status"), &node).await?;
+    anyhow::ensure!(
+        matches!(answer.code, 200 | 409),
+        "node status answered {}",
+        answer.code
+    );
+    Ok(())
+}
+
 /// Simulated devices: leases renewed and bound pods run, until dropped.
 #[derive(Debug)]
 pub struct Fleet {
@@ -176,7 +210,9 @@ impl Fleet {
                     let Some(client) = api.as_mut() else { continue };
                     let down = offline.lock().await.clone();
                     for name in names.iter().filter(|n| !down.contains(*n)) {
-                        if renew_lease(client, name).await.is_err() {
+                        if renew_lease(client, name).await.is_err()
+                            || report_ready(client, name).await.is_err()
+                        {
                             api = None;
                             break;
                         }
@@ -248,7 +284,13 @@ async fn run_pods(
         } else {
             "Succeeded"
         };
-        if phase == target {
+        let ready_now = pod["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        // Done unless the hub marked a running pod not ready (while its
+        // device was unreachable): the agent reports it ready again.
+        if phase == target && (target != "Running" || ready_now) {
             continue;
         }
         let mut updated = pod.clone();

@@ -307,18 +307,22 @@ fn kubectl_gets_describes_labels_scales_patches_watches_and_deletes() {
         missing.contains(r#"configmaps "late" not found"#),
         "{missing}"
     );
+    // Foreground deletion: the Job waits (with the foregroundDeletion
+    // finalizer) until the garbage collector has deleted its pods; kubectl
+    // waits for it to be gone.
     kubectl.ok(&[
         "delete",
         "job",
         "migrate",
         "--cascade=foreground",
-        "--wait=false",
+        "--timeout=60s",
     ]);
-    let job = kubectl.get_json(&["job", "migrate"]);
-    assert!(job["metadata"]["deletionTimestamp"].is_string(), "{job}");
+    kubectl.fails(&["get", "job", "migrate"]);
+    let pods = kubectl.get_json(&["pods", "-l", "job-name=migrate"]);
     assert_eq!(
-        job["metadata"]["finalizers"],
-        serde_json::json!(["foregroundDeletion"])
+        pods["items"],
+        serde_json::json!([]),
+        "the Job's pods went first"
     );
     kubectl.ok(&["delete", "daemonset", "agent"]);
     kubectl.fails(&["get", "daemonset", "agent"]);
