@@ -113,7 +113,7 @@ pub enum Reply {
     Get(Option<StoredObject>),
     Done,
     Status(Status),
-    Backup(Vec<u8>),
+    Backup(#[serde(with = "serde_bytes")] Vec<u8>),
     StateHash { applied_index: u64, hash: String },
     Failed(Failure),
 }

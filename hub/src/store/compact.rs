@@ -78,7 +78,7 @@ mod tests {
 
     fn run(conn: &mut Connection, request: Request) -> Response {
         let mut tx = conn.transaction().unwrap();
-        let response = object::apply(&mut tx, &request).unwrap();
+        let response = object::apply(&mut tx, &request, &mut Vec::new()).unwrap();
         tx.commit().unwrap();
         response
     }

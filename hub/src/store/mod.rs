@@ -87,6 +87,7 @@ mod list;
 mod log_store;
 mod object;
 mod read;
+mod recent;
 mod restore;
 mod schema;
 mod snapshot;

@@ -109,11 +109,13 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .sqlite("set synchronous=FULL")?;
-    // A checkpoint copies the WAL into the database file and syncs it: at
-    // SQLite's default (every 1000 pages, 4 MB) a busy hub checkpoints many
-    // times a second. Every 16384 pages (64 MB of WAL) keeps that rare; the
-    // page cache holds the hot B-tree pages of objects, changes and log.
-    conn.pragma_update(None, "wal_autocheckpoint", 16384)
+    // A checkpoint copies the WAL into the database file and syncs it. The
+    // store's checkpointer thread does that in the background (see
+    // `worker`); the automatic checkpoint inside the writer's commits is
+    // only a backstop, at 65536 pages (256 MB of WAL), for when that thread
+    // falls behind: at SQLite's default (every 1000 pages) a busy hub
+    // stopped its writer to checkpoint many times a second.
+    conn.pragma_update(None, "wal_autocheckpoint", 65536)
         .sqlite("set the checkpoint interval")?;
     conn.pragma_update(None, "cache_size", -32768)
         .sqlite("set the page cache size")?;

@@ -13,6 +13,7 @@ use super::hash;
 use super::list::{self, ListPage, ListRequest};
 use super::object::{self, ObjectKey, Response, StoredObject};
 use super::read::{ReadError, Reader};
+use super::recent::{LoggedChange, Recent};
 use super::snapshot::{self, SnapshotBuilder};
 use super::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
@@ -32,6 +33,8 @@ pub struct StateMachine {
     reader: Reader,
     /// The revision applied so far, for watchers to wait on.
     applied: Arc<watch::Sender<u64>>,
+    /// The latest changes, for watchers that keep up.
+    recent: Arc<Recent>,
 }
 
 impl StateMachine {
@@ -40,6 +43,7 @@ impl StateMachine {
             db,
             reader,
             applied: Arc::new(watch::Sender::new(revision)),
+            recent: Arc::new(Recent::new(revision)),
         }
     }
 
@@ -80,6 +84,7 @@ impl StateMachine {
             .await?;
         Ok(Watcher::new(
             self.reader.clone(),
+            Arc::clone(&self.recent),
             self.applied.subscribe(),
             request,
         ))
@@ -119,11 +124,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let (responses, revision) = self
+        let (responses, revision, log) = self
             .db
             .call(move |conn| apply(conn, entries))
             .await
             .map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)))?;
+        // The window first, so that a watcher told the revision finds it there.
+        self.recent.push(log);
+        if let Some(compacted) = compacted(&responses) {
+            self.recent.compacted(compacted);
+        }
         self.notify(revision);
         Ok(responses)
     }
@@ -153,6 +163,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             revision,
             "installed a snapshot from the leader"
         );
+        self.recent.reset(revision);
         self.notify(revision);
         Ok(())
     }
@@ -197,27 +208,42 @@ pub(super) fn applied_state(
 /// those entries again at start-up (they are deterministic). It can never
 /// leave the state machine ahead of the durable log. Snapshots are saved
 /// with full sync, before the log under them is purged.
-fn apply(conn: &mut Connection, entries: Vec<Entry>) -> Result<(Vec<Response>, u64), StoreError> {
+fn apply(conn: &mut Connection, entries: Vec<Entry>) -> Result<Applied, StoreError> {
     super::log_store::relaxed(conn, |conn| apply_batch(conn, entries))
 }
 
-fn apply_batch(
-    conn: &mut Connection,
-    entries: Vec<Entry>,
-) -> Result<(Vec<Response>, u64), StoreError> {
+/// The answers to the entries, the revision reached, and the change-log
+/// rows written.
+type Applied = (Vec<Response>, u64, Vec<LoggedChange>);
+
+/// The highest revision a compaction among `responses` compacted to.
+fn compacted(responses: &[Response]) -> Option<u64> {
+    responses
+        .iter()
+        .filter_map(|response| match response {
+            Response::Compacted { compacted, .. } => Some(*compacted),
+            Response::Batch(inner) => compacted(inner),
+            _ => None,
+        })
+        .max()
+}
+
+fn apply_batch(conn: &mut Connection, entries: Vec<Entry>) -> Result<Applied, StoreError> {
     let Some(last) = entries.last().map(|e| e.log_id) else {
         return Ok((
             Vec::new(),
             object::revision(conn).sqlite("read the revision")?,
+            Vec::new(),
         ));
     };
+    let mut log = Vec::new();
     let mut tx = conn.transaction().sqlite("begin applying entries")?;
     let mut responses = Vec::with_capacity(entries.len());
     let mut membership = None;
     for entry in entries {
         let response = match entry.payload {
             EntryPayload::Normal(request) => {
-                object::apply(&mut tx, &request).sqlite("apply a request")?
+                object::apply(&mut tx, &request, &mut log).sqlite("apply a request")?
             }
             EntryPayload::Blank => unchanged(&tx)?,
             EntryPayload::Membership(m) => {
@@ -240,7 +266,7 @@ fn apply_batch(
     }
     let revision = object::revision(&tx).sqlite("read the revision")?;
     tx.commit().sqlite("commit applied entries")?;
-    Ok((responses, revision))
+    Ok((responses, revision, log))
 }
 
 fn unchanged(conn: &Connection) -> Result<Response, StoreError> {

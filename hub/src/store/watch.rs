@@ -16,6 +16,7 @@
 //! Kubernetes does.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use flotilla_shared::selector::{FieldSelector, Selector};
 use rusqlite::Connection;
@@ -26,6 +27,7 @@ use super::compact::compacted;
 use super::fields::{Candidate, Selection};
 use super::object::{ChangeOp, ObjectKey, revision};
 use super::read::{ReadError, Reader};
+use super::recent::Recent;
 
 /// Roughly how many change rows one read of the log takes (it always ends at
 /// a revision's end).
@@ -70,6 +72,7 @@ pub struct WatchEvent {
 #[derive(Debug)]
 pub struct Watcher {
     reader: Reader,
+    recent: Arc<Recent>,
     applied: watch::Receiver<u64>,
     request: WatchRequest,
     /// Every change at or below this revision has been read.
@@ -82,11 +85,13 @@ pub struct Watcher {
 impl Watcher {
     pub(super) fn new(
         reader: Reader,
+        recent: Arc<Recent>,
         applied: watch::Receiver<u64>,
         request: WatchRequest,
     ) -> Self {
         Watcher {
             reader,
+            recent,
             applied,
             read_through: request.from,
             request,
@@ -108,6 +113,42 @@ impl Watcher {
             }
             let applied = *self.applied.borrow_and_update();
             if applied > self.read_through {
+                if let Some(changes) = self.recent.after(self.read_through, self.page_rows) {
+                    let selection = Selection::new(&self.request.labels, &self.request.fields);
+                    for change in &changes {
+                        if self
+                            .request
+                            .kind
+                            .as_ref()
+                            .is_some_and(|k| *k != change.key.kind)
+                            || self
+                                .request
+                                .namespace
+                                .as_ref()
+                                .is_some_and(|n| *n != change.key.namespace)
+                        {
+                            continue;
+                        }
+                        self.pending.extend(event_of(
+                            &selection,
+                            ChangeRow {
+                                revision: change.revision,
+                                kind: &change.key.kind,
+                                namespace: &change.key.namespace,
+                                name: &change.key.name,
+                                op: change.op,
+                                value: &change.value,
+                                prev_value: change.prev_value.as_deref(),
+                                labels: &change.labels,
+                                node_name: &change.node_name,
+                            },
+                        ));
+                    }
+                    if let Some(last) = changes.last() {
+                        self.read_through = last.revision;
+                    }
+                    continue;
+                }
                 let request = self.request.clone();
                 let (after, rows) = (self.read_through, self.page_rows);
                 let page = self
@@ -122,6 +163,12 @@ impl Watcher {
                 return Err(ReadError::Closed);
             }
         }
+    }
+
+    /// The next event if one is already read, without waiting: for callers
+    /// that send what is ready together.
+    pub fn try_next(&mut self) -> Option<WatchEvent> {
+        self.pending.pop_front()
     }
 
     /// The revision through which every event has been returned by
@@ -195,46 +242,71 @@ fn read_page(
         }
         seen += 1;
         last_revision = revision;
-        let namespace = row.get_ref(2)?.as_str()?;
-        let name = row.get_ref(3)?.as_str()?;
         let op = row.get_ref(4)?.as_str()?;
         let op = ChangeOp::parse(op).ok_or_else(|| {
             rusqlite::Error::InvalidColumnType(4, "op".into(), rusqlite::types::Type::Text)
         })?;
-        let value = row.get_ref(5)?.as_bytes()?;
-        let prev_value = row.get_ref(6)?.as_bytes_or_null()?;
-        let now = Candidate {
-            namespace,
-            name,
-            value,
-            labels: Some(row.get_ref(7)?.as_str()?),
-            node_name: Some(row.get_ref(8)?.as_str()?),
-        };
-        let before = prev_value.map(|value| Candidate {
-            value,
-            labels: None,
-            node_name: None,
-            ..now
-        });
-        let Some((event_type, side)) = classify(
-            op,
-            selection.matches(now),
-            before.map(|before| selection.matches(before)),
-        ) else {
-            continue;
-        };
-        let value = match side {
-            Side::Now => value,
-            Side::Before => prev_value.unwrap_or(value),
-        };
-        events.push(WatchEvent {
-            event_type,
-            key: ObjectKey::new(row.get_ref(1)?.as_str()?, namespace, name),
-            value: value.to_vec(),
-            revision,
-        });
+        events.extend(event_of(
+            &selection,
+            ChangeRow {
+                revision,
+                kind: row.get_ref(1)?.as_str()?,
+                namespace: row.get_ref(2)?.as_str()?,
+                name: row.get_ref(3)?.as_str()?,
+                op,
+                value: row.get_ref(5)?.as_bytes()?,
+                prev_value: row.get_ref(6)?.as_bytes_or_null()?,
+                labels: row.get_ref(7)?.as_str()?,
+                node_name: row.get_ref(8)?.as_str()?,
+            },
+        ));
     }
     Ok(Page { events, through })
+}
+
+/// One change of the log, wherever it was read from.
+struct ChangeRow<'a> {
+    revision: u64,
+    kind: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    op: ChangeOp,
+    value: &'a [u8],
+    prev_value: Option<&'a [u8]>,
+    labels: &'a str,
+    node_name: &'a str,
+}
+
+/// The event `change` makes for a watch with `selection`, if any.
+fn event_of(selection: &Selection<'_>, change: ChangeRow<'_>) -> Option<WatchEvent> {
+    let now = Candidate {
+        namespace: change.namespace,
+        name: change.name,
+        value: change.value,
+        labels: Some(change.labels),
+        node_name: Some(change.node_name),
+    };
+    let before = change.prev_value.map(|value| Candidate {
+        value,
+        labels: None,
+        node_name: None,
+        ..now
+    });
+    let (event_type, side) = classify(
+        change.op,
+        selection.matches(now),
+        before.map(|before| selection.matches(before)),
+    )?;
+    let value = match side {
+        Side::Now => change.value,
+        Side::Before => change.prev_value.unwrap_or(change.value),
+    };
+    Some(WatchEvent {
+        event_type,
+        key: ObjectKey::new(change.kind, change.namespace, change.name),
+        value: value.to_vec(),
+        revision: change.revision,
+    })
 }
 
 /// Which value of a change an event carries.
@@ -287,6 +359,13 @@ mod tests {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
+    }
+
+    /// `watcher`, made to read every change from the log in SQLite rather
+    /// than the in-memory window.
+    fn from_log_only(mut watcher: Watcher) -> Watcher {
+        watcher.recent = Arc::new(Recent::new(u64::MAX));
+        watcher
     }
 
     async fn take(watcher: &mut Watcher, through: u64) -> Vec<WatchEvent> {
@@ -467,6 +546,15 @@ mod tests {
             .watch(watch("", "spec.nodeName=n1"))
             .await
             .unwrap();
+        let mut by_label_log =
+            from_log_only(replica.state.watch(watch("app=web", "")).await.unwrap());
+        let mut by_node_log = from_log_only(
+            replica
+                .state
+                .watch(watch("", "spec.nodeName=n1"))
+                .await
+                .unwrap(),
+        );
         let (mut labelled, mut noded) = (Vec::new(), Vec::new());
         for (revision, (request, label_event, node_event)) in steps.into_iter().enumerate() {
             replica.apply(request).await;
@@ -482,20 +570,21 @@ mod tests {
         }
         assert_eq!(take(&mut by_label, 8).await, labelled);
         assert_eq!(take(&mut by_node, 8).await, noded);
+        // The log and the in-memory window answer alike.
+        assert_eq!(take(&mut by_label_log, 8).await, labelled);
+        assert_eq!(take(&mut by_node_log, 8).await, noded);
     }
 
     #[tokio::test]
     async fn a_watch_narrowed_to_a_kind_and_namespace_sees_only_those() {
         let mut replica = TestReplica::open();
-        let mut watcher = replica
-            .state
-            .watch(WatchRequest {
-                kind: Some("Pod".into()),
-                namespace: Some("a".into()),
-                ..WatchRequest::default()
-            })
-            .await
-            .unwrap();
+        let narrowed = WatchRequest {
+            kind: Some("Pod".into()),
+            namespace: Some("a".into()),
+            ..WatchRequest::default()
+        };
+        let mut watcher = replica.state.watch(narrowed.clone()).await.unwrap();
+        let mut from_log = from_log_only(replica.state.watch(narrowed).await.unwrap());
         for key in [
             key("a", "x"),
             key("b", "x"),
@@ -511,6 +600,12 @@ mod tests {
             .collect();
         assert_eq!(names, [(1, key("a", "x")), (4, key("a", "y"))]);
         assert_eq!(watcher.progress(), 4);
+        let names: Vec<_> = take(&mut from_log, 4)
+            .await
+            .into_iter()
+            .map(|e| (e.revision, e.key))
+            .collect();
+        assert_eq!(names, [(1, key("a", "x")), (4, key("a", "y"))]);
     }
 
     #[tokio::test]
