@@ -25,6 +25,10 @@ pub type WriteError = RaftError<NodeId, ClientWriteError<NodeId, Replica>>;
 const IN_FLIGHT: usize = 2;
 /// Requests in one proposal at most.
 const MAX_BATCH: usize = 512;
+/// About how many bytes one proposal carries at most (one request more may
+/// take it past): a log entry must replicate within openraft's heartbeat
+/// interval (see `peers::APPEND_BUDGET`).
+const MAX_BATCH_BYTES: usize = 1 << 20;
 
 struct Pending {
     request: Request,
@@ -58,10 +62,14 @@ impl Batcher {
                 let Some(first) = incoming.recv().await else {
                     return;
                 };
+                let mut bytes = first.request.approx_bytes();
                 let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
+                while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                     match incoming.try_recv() {
-                        Ok(pending) => batch.push(pending),
+                        Ok(pending) => {
+                            bytes += pending.request.approx_bytes();
+                            batch.push(pending);
+                        }
                         Err(_) => break,
                     }
                 }

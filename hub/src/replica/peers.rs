@@ -292,12 +292,45 @@ impl PeerClient {
     }
 }
 
+/// About how many bytes of entries one AppendEntries carries at most.
+///
+/// openraft 0.9 gives an AppendEntries the heartbeat interval to complete,
+/// and sends up to `max_payload_entries` (300) entries at once: a follower
+/// behind by a few hundred large entries (after a restart, say) was sent
+/// messages it could not take in within that time, again and again, and
+/// never caught up. Past this budget the message is refused here with
+/// `PayloadTooLarge` and a hint, and openraft sends fewer entries.
+const APPEND_BUDGET: usize = 2 << 20;
+
+/// How many of `entries`, from the first, fit in [`APPEND_BUDGET`] (at least
+/// one), or `None` when all of them do.
+fn entries_within_budget(entries: &[openraft::Entry<TypeConfig>]) -> Option<u64> {
+    let mut total = 0;
+    for (i, entry) in entries.iter().enumerate() {
+        total += match &entry.payload {
+            openraft::EntryPayload::Normal(request) => request.approx_bytes(),
+            _ => 64,
+        };
+        if total > APPEND_BUDGET {
+            return Some(i.max(1) as u64);
+        }
+    }
+    None
+}
+
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RpcError> {
+        if rpc.entries.len() > 1
+            && let Some(fit) = entries_within_budget(&rpc.entries)
+        {
+            return Err(RpcError::PayloadTooLarge(
+                openraft::error::PayloadTooLarge::new_entries_hint(fit),
+            ));
+        }
         match self.call(Rpc::AppendEntries(rpc), &option).await? {
             Reply::AppendEntries(Ok(answer)) => Ok(answer),
             Reply::AppendEntries(Err(e)) => {
@@ -352,5 +385,24 @@ mod tests {
         for bad in ["127.0.0.1", ":7420", "host:port", "host:70000"] {
             assert!(split_host(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn append_entries_past_the_budget_are_cut_to_what_fits() {
+        use crate::store::{ObjectKey, Request, Write};
+        let entry = |index: u64, bytes: usize| openraft::Entry::<TypeConfig> {
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: openraft::EntryPayload::Normal(Request::Write(Write::Create {
+                key: ObjectKey::new("Pod", "default", "p"),
+                value: vec![b'x'; bytes],
+            })),
+        };
+        let small: Vec<_> = (1..=100).map(|i| entry(i, 1000)).collect();
+        assert_eq!(entries_within_budget(&small), None);
+        let large: Vec<_> = (1..=10).map(|i| entry(i, APPEND_BUDGET / 4)).collect();
+        assert_eq!(entries_within_budget(&large), Some(3));
+        // One entry past the budget alone still goes (it cannot be split).
+        let huge = vec![entry(1, APPEND_BUDGET * 2), entry(2, 10)];
+        assert_eq!(entries_within_budget(&huge), Some(1));
     }
 }
