@@ -181,6 +181,7 @@ impl ApiClient {
         Ok(Watch {
             body: response.into_body(),
             buffer: Vec::new(),
+            start: 0,
         })
     }
 }
@@ -190,16 +191,23 @@ impl ApiClient {
 pub struct Watch {
     body: hyper::body::Incoming,
     buffer: Vec<u8>,
+    /// Where the unread part of `buffer` starts (lines are not drained one
+    /// by one: a chunk of many events would be moved once per event).
+    start: usize,
 }
 
 impl Watch {
     /// The next event (`{"type": ..., "object": ...}`), or `None` when the server ended the watch.
     pub async fn next(&mut self) -> anyhow::Result<Option<Value>> {
         loop {
-            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=end).collect();
-                return Ok(Some(serde_json::from_slice(&line)?));
+            let unread = &self.buffer[self.start..];
+            if let Some(end) = unread.iter().position(|b| *b == b'\n') {
+                let event = serde_json::from_slice(&unread[..end])?;
+                self.start += end + 1;
+                return Ok(Some(event));
             }
+            self.buffer.drain(..self.start);
+            self.start = 0;
             match self.body.frame().await {
                 None => return Ok(None),
                 Some(frame) => {

@@ -47,7 +47,7 @@ pub fn encode(object: &Object) -> Vec<u8> {
 
 /// An object read back from the store at `revision`.
 pub fn decode(bytes: &[u8], revision: u64) -> Result<Object, ApiError> {
-    let mut object: Object = serde_json::from_slice(bytes)
+    let mut object = Object::from_json_slice(bytes)
         .map_err(|e| ApiError::Internal(format!("a stored object does not decode: {e}")))?;
     object.metadata_mut().resource_version = revision.to_string();
     Ok(object)

@@ -33,9 +33,24 @@ struct Encoding {
     table: Option<IncludeObject>,
 }
 
+/// About how many bytes of events go out in one chunk when several are
+/// ready at once (a busy watch), instead of one chunk, TLS record and write
+/// per event.
+const CHUNK: usize = 64 << 10;
+
 impl Encoding {
     fn event(&self, event_type: &str, object: &Object) -> Bytes {
-        let object = match self.table {
+        let mut out = Vec::with_capacity(1024);
+        self.write_event(&mut out, event_type, object);
+        Bytes::from(out)
+    }
+
+    /// Appends one event line (`{"type":…,"object":…}` and a newline).
+    fn write_event(&self, out: &mut Vec<u8>, event_type: &str, object: &Object) {
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(event_type.as_bytes());
+        out.extend_from_slice(b"\",\"object\":");
+        let written = match self.table {
             Some(include) => {
                 let mut t = table::table(
                     self.kind,
@@ -44,11 +59,46 @@ impl Encoding {
                     SystemTime::now(),
                 );
                 t["metadata"] = json!({ "resourceVersion": object.metadata().resource_version });
-                t
+                serde_json::to_writer(&mut *out, &t)
             }
-            None => serde_json::to_value(object).unwrap_or(Value::Null),
+            // Straight to bytes: no intermediate `Value` tree.
+            None => serde_json::to_writer(&mut *out, object),
         };
-        line(&json!({ "type": event_type, "object": object }))
+        if written.is_err() {
+            out.extend_from_slice(b"null");
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// Appends the line for what the watcher answered; `false` when the
+    /// watch must end after it.
+    fn write_answer(
+        &self,
+        out: &mut Vec<u8>,
+        answer: Result<crate::store::WatchEvent, crate::store::ReadError>,
+    ) -> bool {
+        let event = match answer {
+            Ok(event) => event,
+            Err(e) => {
+                out.extend_from_slice(&error_event(&crate::api::storage::read_error(e)));
+                return false;
+            }
+        };
+        match decode(&event.value, event.revision) {
+            Ok(object) => {
+                let event_type = match event.event_type {
+                    EventType::Added => "ADDED",
+                    EventType::Modified => "MODIFIED",
+                    EventType::Deleted => "DELETED",
+                };
+                self.write_event(out, event_type, &object);
+                true
+            }
+            Err(e) => {
+                out.extend_from_slice(&error_event(&e));
+                false
+            }
+        }
     }
 
     fn bookmark(&self, revision: u64) -> Bytes {
@@ -83,9 +133,25 @@ struct Stream {
 }
 
 impl Stream {
+    /// The next chunk: whatever is ready, at least one line.
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(line) = self.queued.pop_front() {
-            return Some(line);
+        if let Some(first) = self.queued.pop_front() {
+            if self
+                .queued
+                .front()
+                .is_none_or(|l| first.len() + l.len() > CHUNK)
+            {
+                return Some(first);
+            }
+            let mut out = first.to_vec();
+            while let Some(line) = self.queued.front() {
+                if out.len() + line.len() > CHUNK {
+                    break;
+                }
+                out.extend_from_slice(line);
+                self.queued.pop_front();
+            }
+            return Some(Bytes::from(out));
         }
         let watcher = self.watcher.as_mut()?;
         let tick = async {
@@ -97,26 +163,19 @@ impl Stream {
             }
         };
         let line = tokio::select! {
-            event = watcher.next() => match event {
-                Ok(event) => match decode(&event.value, event.revision) {
-                    Ok(object) => {
-                        let event_type = match event.event_type {
-                            EventType::Added => "ADDED",
-                            EventType::Modified => "MODIFIED",
-                            EventType::Deleted => "DELETED",
-                        };
-                        self.encoding.event(event_type, &object)
-                    }
-                    Err(e) => {
-                        self.watcher = None;
-                        error_event(&e)
-                    }
-                },
-                Err(e) => {
-                    self.watcher = None;
-                    error_event(&crate::api::storage::read_error(e))
+            answer = watcher.next() => {
+                let mut out = Vec::with_capacity(4096);
+                let mut going = self.encoding.write_answer(&mut out, answer);
+                // And the events already read, in the same chunk.
+                while going && out.len() < CHUNK {
+                    let Some(event) = watcher.try_next() else { break };
+                    going = self.encoding.write_answer(&mut out, Ok(event));
                 }
-            },
+                if !going {
+                    self.watcher = None;
+                }
+                Bytes::from(out)
+            }
             () = tick => self.encoding.bookmark(watcher.progress()),
             () = tokio::time::sleep_until(self.deadline) => {
                 self.watcher = None;
