@@ -97,6 +97,10 @@ struct Server {
     /// Compact the store's history every this many seconds (0: never).
     #[arg(long, default_value_t = 300)]
     compaction_interval_s: u64,
+    /// The `spec.schedulerName` of the pods this hub's scheduler places;
+    /// pods naming another scheduler are left to it.
+    #[arg(long, default_value = flotilla_hub::scheduler::DEFAULT_SCHEDULER_NAME)]
+    scheduler_name: String,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +214,10 @@ async fn run_server(args: Server) -> anyhow::Result<ExitCode> {
             bookmark_interval: Duration::from_secs(args.watch_bookmark_interval_s.max(1)),
             compaction_interval: Duration::from_secs(args.compaction_interval_s),
             ..ApiConfig::default()
+        },
+        scheduler: flotilla_hub::scheduler::Config {
+            scheduler_name: args.scheduler_name,
+            ..flotilla_hub::scheduler::Config::default()
         },
     };
     server::run(server_args, shutdown_signal()).await?;

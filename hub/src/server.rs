@@ -48,6 +48,8 @@ pub struct ServerArgs {
     /// Where the Kubernetes API listens (default: `listen`'s IP, port 6443).
     pub api_listen: Option<SocketAddr>,
     pub api: ApiConfig,
+    /// The scheduler's settings (its name among them).
+    pub scheduler: crate::scheduler::Config,
 }
 
 /// The Kubernetes API's port when none is given.
@@ -150,6 +152,7 @@ pub async fn run(
         node.clone(),
         api_state.storage.clone(),
         crate::controllers::standard,
+        args.scheduler.clone(),
         async {
             let _ = controllers_stopped.await;
         },

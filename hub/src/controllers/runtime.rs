@@ -33,10 +33,9 @@ use super::{Cache, Command, ObjectKey, Reconciler};
 use crate::api::status::ApiError;
 use crate::api::storage::{Storage, decode};
 use crate::replica::{Consistency, Node};
+use crate::scheduler::Config;
 use crate::store::{EventType, ListAt, ListRequest, ReadError, WatchRequest};
 
-/// The scheduler's name in Events.
-const SCHEDULER: &str = "default-scheduler";
 /// How many reconciles run between two looks at the watch.
 const RECONCILES_PER_TURN: usize = 256;
 /// The first retry delay after a failed command; doubled per failure.
@@ -49,6 +48,7 @@ pub async fn run<F>(
     node: Arc<Node>,
     storage: Storage,
     controllers: F,
+    scheduler: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) where
     F: Fn() -> Vec<Arc<dyn Reconciler>>,
@@ -74,7 +74,7 @@ pub async fn run<F>(
             continue;
         }
         info!("leading: starting the controllers");
-        let manager = Manager::new(storage.clone(), controllers());
+        let manager = Manager::new(storage.clone(), controllers(), scheduler.clone());
         let running = tokio::spawn(manager.run());
         // Run until leadership is lost.
         loop {
@@ -149,6 +149,7 @@ pub struct Manager {
     /// (due, controller, key), for requeues after a delay.
     delayed: BTreeMap<(Instant, usize), Vec<ObjectKey>>,
     cache: Cache,
+    scheduler: Config,
     scheduling: Scheduling,
 }
 
@@ -190,7 +191,7 @@ async fn load(storage: &Storage) -> Result<(Cache, u64), ApiError> {
 }
 
 impl Manager {
-    pub fn new(storage: Storage, controllers: Vec<Arc<dyn Reconciler>>) -> Self {
+    pub fn new(storage: Storage, controllers: Vec<Arc<dyn Reconciler>>, scheduler: Config) -> Self {
         let queues = controllers.iter().map(|_| Queue::default()).collect();
         Manager {
             executor: Arc::new(Executor::new(storage.clone())),
@@ -199,7 +200,8 @@ impl Manager {
             queues,
             delayed: BTreeMap::new(),
             cache: Cache::new(),
-            scheduling: Scheduling::new(),
+            scheduling: Scheduling::new(scheduler.clone()),
+            scheduler,
         }
     }
 
@@ -215,7 +217,7 @@ impl Manager {
                 }
             };
             self.cache = cache;
-            self.scheduling = Scheduling::new();
+            self.scheduling = Scheduling::new(self.scheduler.clone());
             self.resync();
             let request = WatchRequest {
                 from: revision,
@@ -295,16 +297,20 @@ impl Manager {
             return;
         }
         let (binds, reports) = self.scheduling.schedule(&self.cache);
+        // Events name the scheduler as kube-scheduler's profile does.
+        let component: Arc<str> = Arc::from(self.scheduler.scheduler_name.as_str());
         if !binds.is_empty() {
             let executor = Arc::clone(&self.executor);
+            let component = Arc::clone(&component);
             let done = done.clone();
             tokio::spawn(async move {
                 use futures_util::StreamExt as _;
                 let mut results = futures_util::stream::iter(binds)
                     .map(|(key, command)| {
                         let executor = Arc::clone(&executor);
+                        let component = Arc::clone(&component);
                         async move {
-                            let outcome = executor.execute(SCHEDULER, command).await;
+                            let outcome = executor.execute(&component, command).await;
                             (key, outcome)
                         }
                     })
@@ -318,7 +324,7 @@ impl Manager {
             let executor = Arc::clone(&self.executor);
             tokio::spawn(async move {
                 for command in reports {
-                    if let Err(e) = executor.execute(SCHEDULER, command).await {
+                    if let Err(e) = executor.execute(&component, command).await {
                         debug!(error = %e, "reporting an unschedulable pod failed");
                     }
                 }

@@ -18,6 +18,8 @@ const BATCH: usize = 2048;
 /// Pending pods and the core that places them.
 #[derive(Debug)]
 pub struct Scheduling {
+    /// Which pods are this scheduler's.
+    scheduler_name: String,
     core: Scheduler,
     /// Pods to place at the next turn.
     pending: BTreeSet<ObjectKey>,
@@ -29,14 +31,15 @@ pub struct Scheduling {
 
 impl Default for Scheduling {
     fn default() -> Self {
-        Scheduling::new()
+        Scheduling::new(Config::default())
     }
 }
 
 impl Scheduling {
-    pub fn new() -> Self {
+    pub fn new(config: Config) -> Self {
         Scheduling {
-            core: Scheduler::new(Config::default()),
+            scheduler_name: config.scheduler_name.clone(),
+            core: Scheduler::new(config),
             pending: BTreeSet::new(),
             unschedulable: BTreeMap::new(),
             binding: HashSet::new(),
@@ -66,7 +69,7 @@ impl Scheduling {
                     return;
                 }
                 self.core.pod_changed(pod);
-                if is_pending(pod) {
+                if is_pending(pod, &self.scheduler_name) {
                     if !self.binding.contains(&key) && !self.unschedulable.contains_key(&key) {
                         self.pending.insert(key);
                     }
@@ -105,7 +108,7 @@ impl Scheduling {
         let pods: Vec<&Pod> = keys
             .iter()
             .filter_map(|key| match cache.get(key) {
-                Some(Object::Pod(pod)) if is_pending(pod) => Some(pod),
+                Some(Object::Pod(pod)) if is_pending(pod, &self.scheduler_name) => Some(pod),
                 _ => None,
             })
             .collect();
@@ -162,7 +165,7 @@ impl Scheduling {
         match cache.get(key) {
             Some(Object::Pod(pod)) => {
                 self.core.pod_changed(pod);
-                if is_pending(pod) {
+                if is_pending(pod, &self.scheduler_name) {
                     self.pending.insert(key.clone());
                 }
             }

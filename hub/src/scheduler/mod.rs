@@ -84,6 +84,9 @@ pub struct Config {
     pub percentage_of_nodes_to_score: u32,
     /// The node label whose values are zones, for spreading and node order.
     pub zone_label: String,
+    /// The pods' `spec.schedulerName` this scheduler places (kube-scheduler's
+    /// profile name); pods for other schedulers are left alone.
+    pub scheduler_name: String,
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
         Config {
             percentage_of_nodes_to_score: 0,
             zone_label: flotilla_shared::model::node_labels::ZONE.to_owned(),
+            scheduler_name: DEFAULT_SCHEDULER_NAME.to_owned(),
         }
     }
 }
@@ -116,12 +120,17 @@ pub enum Decision {
 }
 
 /// Whether the scheduler should place `pod`: not bound, not being deleted,
-/// not finished, for the default scheduler, and without scheduling gates.
-pub fn is_pending(pod: &Pod) -> bool {
+/// not finished, for the scheduler named `scheduler_name` (an empty
+/// `schedulerName` means the default scheduler), and without scheduling gates.
+pub fn is_pending(pod: &Pod, scheduler_name: &str) -> bool {
+    let name = match pod.spec.scheduler_name.as_str() {
+        "" => DEFAULT_SCHEDULER_NAME,
+        name => name,
+    };
     !pod.is_bound()
         && pod.metadata.deletion_timestamp.is_none()
         && !pod.is_terminal()
-        && (pod.spec.scheduler_name.is_empty() || pod.spec.scheduler_name == DEFAULT_SCHEDULER_NAME)
+        && name == scheduler_name
         && pod.spec.scheduling_gates.is_empty()
 }
 
@@ -509,7 +518,7 @@ impl Scheduler {
         self.refresh_order();
         let mut decisions = Vec::with_capacity(pending.len());
         for pod in pending {
-            if !is_pending(pod)
+            if !is_pending(pod, &self.config.scheduler_name)
                 || self
                     .pods
                     .contains_key(&pod_key(&pod.metadata.namespace, &pod.metadata.name))

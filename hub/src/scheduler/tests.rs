@@ -968,6 +968,24 @@ fn feasible_nodes_to_find_follows_percentage_of_nodes_to_score() {
 }
 
 #[test]
+fn a_named_scheduler_places_only_its_own_pods() {
+    let mut edge = plain_pod();
+    edge.spec.scheduler_name = "edge-scheduler".to_owned();
+    assert!(is_pending(&edge, "edge-scheduler"));
+    assert!(!is_pending(&plain_pod(), "edge-scheduler"));
+    let mut unnamed = plain_pod();
+    unnamed.spec.scheduler_name.clear();
+    assert!(!is_pending(&unnamed, "edge-scheduler"));
+    let mut scheduler = Scheduler::new(Config {
+        scheduler_name: "edge-scheduler".to_owned(),
+        ..Config::default()
+    });
+    scheduler.node_changed(&small());
+    assert_eq!(decide(&mut scheduler, &[plain_pod()]).len(), 0);
+    assert_eq!(decide(&mut scheduler, &[edge]).len(), 1);
+}
+
+#[test]
 fn only_pending_pods_for_the_default_scheduler_are_placed() {
     let mut gated = plain_pod();
     gated.spec.scheduling_gates.push(PodSchedulingGate {
@@ -991,7 +1009,7 @@ fn only_pending_pods_for_the_default_scheduler_are_placed() {
         ("another scheduler", other_scheduler, false),
     ];
     for (name, pod, pending) in cases {
-        assert_eq!(is_pending(&pod), pending, "{name}");
+        assert_eq!(is_pending(&pod, DEFAULT_SCHEDULER_NAME), pending, "{name}");
         let mut scheduler = scheduler_with(&[small()]);
         assert_eq!(
             decide(&mut scheduler, &[pod]).len(),
