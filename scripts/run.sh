@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs Flotilla on this machine, as far as it exists: the hub's admission
 # checks over the example manifests, the agent binary, and a one-replica hub
-# (`flotilla-hub server`: the store and the Kubernetes API for kubectl) in the
-# foreground until Ctrl-C. The scheduler, controllers, device gateway and the
-# agent's runtime arrive with their issues; see README.md, section Status.
+# (`flotilla-hub server`: the store, the Kubernetes API for kubectl, the
+# scheduler and the controllers) in the foreground until Ctrl-C. The device
+# gateway and the agent's runtime arrive with their issues; see README.md,
+# section Status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -35,6 +36,7 @@ echo "The hub is running (Ctrl-C stops it). Use it with kubectl:"
 echo "  export KUBECONFIG=$data_dir/admin.kubeconfig"
 echo "  kubectl get namespaces"
 echo "  kubectl apply -f examples/hello-edge.yaml"
-echo "Not there yet: the scheduler and controllers, the device gateway and the"
-echo "agent's runtime (README.md, Status)."
+echo "  kubectl get deployments,replicasets,pods"
+echo "Pods stay Pending until a device registers: the device gateway and the"
+echo "agent's runtime are not there yet (README.md, Status)."
 wait $hub

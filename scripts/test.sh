@@ -36,3 +36,4 @@ cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- codec 
 cargo build --locked --release -q -p flotilla-hub --bin flotilla-hub
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- store --quick
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- api --quick
+cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- sched --quick

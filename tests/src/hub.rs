@@ -255,6 +255,11 @@ impl Cluster {
         i
     }
 
+    /// The options replicas are (re)started with from now on.
+    pub fn options_mut(&mut self) -> &mut ClusterOptions {
+        &mut self.options
+    }
+
     /// kill -9 of replica `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.replicas[i].child.take() {
