@@ -6,7 +6,13 @@
 //!
 //! Unsafe code is allowed only in [`sys`], the agent's narrow door to the kernel.
 
+pub mod bundle;
+pub mod cgroup;
+pub mod image;
+pub mod pod;
+pub mod runtime;
 pub mod sys;
+pub mod unpack;
 
 /// What this build is, as `flotilla-agent version` prints it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,1 @@
+//! Pod cgroups and their usage statistics, on cgroup v1 and v2.

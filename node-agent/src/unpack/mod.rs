@@ -1,0 +1,2 @@
+//! Applies image layers (tar, gzip, zstd) with OCI whiteouts to a rootfs,
+//! refusing path traversal, symlink escapes and device nodes.
