@@ -92,6 +92,11 @@ pub struct Container {
     pub startup: Option<Probe>,
     pub volume_mounts: Vec<VolumeMount>,
     pub security: SecurityContext,
+    /// An init container with `restartPolicy: Always`: started in order with
+    /// the other init containers, it does not have to finish; it keeps running
+    /// (restarted whatever the pod's policy) beside the containers and is
+    /// stopped after them.
+    pub sidecar: bool,
 }
 
 /// `Always`, `IfNotPresent` or `Never` (`imagePullPolicy`, defaulted by the hub).

@@ -123,7 +123,7 @@ fn container() -> impl Strategy<Value = Container> {
             option::of(probe()),
         ),
         vec(volume_mount(), 0..3),
-        security_context(),
+        (security_context(), any::<bool>()),
     )
         .prop_map(
             |(
@@ -134,7 +134,7 @@ fn container() -> impl Strategy<Value = Container> {
                 (requests, limits),
                 (liveness, readiness, startup),
                 volume_mounts,
-                security,
+                (security, sidecar),
             )| Container {
                 name,
                 image,
@@ -150,6 +150,7 @@ fn container() -> impl Strategy<Value = Container> {
                 startup,
                 volume_mounts,
                 security,
+                sidecar,
             },
         )
 }
