@@ -11,6 +11,7 @@ pub mod cgroup;
 pub mod image;
 pub mod pod;
 pub mod runtime;
+pub mod state;
 pub mod sys;
 pub mod unpack;
 

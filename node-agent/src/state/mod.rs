@@ -1,0 +1,253 @@
+//! The agent's durable state: the last desired state it accepted and one
+//! record per pod, each written atomically (temp file, fsync, rename, fsync
+//! of the directory) so that a power cut at any instant leaves either the
+//! old or the new version, never a torn one.
+//!
+//! ```text
+//! <state>/desired.bin            postcard DesiredState
+//! <state>/pods/<uid>/record.json PodRecord
+//! ```
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use flotilla_shared::wire::DesiredState;
+
+use crate::pod::PodRecord;
+
+/// Errors of the state directory; all mean the disk is unusable or full,
+/// so retrying later may help.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("writing {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// Writes `bytes` to `path` atomically: a temp file beside it, fsync,
+/// rename over `path`, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The agent's state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating if needed) the state directory and removes temp files
+    /// a crash left behind.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StateError> {
+        let root = root.into();
+        let pods = root.join("pods");
+        fs::create_dir_all(&pods).map_err(|source| StateError::Write {
+            path: pods.clone(),
+            source,
+        })?;
+        let state = StateDir { root };
+        state.remove_temp_files(&state.root);
+        for uid in state.pod_uids()? {
+            state.remove_temp_files(&state.pod_dir(&uid));
+        }
+        Ok(state)
+    }
+
+    fn remove_temp_files(&self, dir: &Path) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.contains(".tmp-") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<state>/pods/<uid>`: the pod's record and disk volumes.
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.root.join("pods").join(uid)
+    }
+
+    fn desired_path(&self) -> PathBuf {
+        self.root.join("desired.bin")
+    }
+
+    /// The last desired state accepted, if any.
+    pub fn load_desired(&self) -> Result<Option<DesiredState>, StateError> {
+        let path = self.desired_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        postcard::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Persists a desired state before the agent acts on it.
+    pub fn store_desired(&self, desired: &DesiredState) -> Result<(), StateError> {
+        let path = self.desired_path();
+        let bytes = postcard::to_allocvec(desired).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+    }
+
+    /// The uids of every pod with a directory.
+    pub fn pod_uids(&self) -> Result<Vec<String>, StateError> {
+        let dir = self.root.join("pods");
+        let entries = fs::read_dir(&dir).map_err(|source| StateError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut uids: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        uids.sort();
+        Ok(uids)
+    }
+
+    /// A pod's record, if it has one.
+    pub fn load_record(&self, uid: &str) -> Result<Option<PodRecord>, StateError> {
+        let path = self.pod_dir(uid).join("record.json");
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Writes a pod's record.
+    pub fn store_record(&self, record: &PodRecord) -> Result<(), StateError> {
+        let dir = self.pod_dir(&record.uid);
+        fs::create_dir_all(&dir).map_err(|source| StateError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = dir.join("record.json");
+        let bytes = serde_json::to_vec(record).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+    }
+
+    /// Removes a pod's directory once nothing of the pod is left.
+    pub fn remove_pod(&self, uid: &str) -> Result<(), StateError> {
+        let dir = self.pod_dir(uid);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Write { path: dir, source }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_shared::wire::Pod;
+
+    #[test]
+    fn desired_state_round_trips_and_a_missing_one_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        assert_eq!(state.load_desired().unwrap(), None);
+        let desired = DesiredState {
+            node: "pi-1".into(),
+            revision: 42,
+            pods: vec![Pod {
+                uid: "u1".into(),
+                name: "web".into(),
+                ..Pod::default()
+            }],
+            services: vec![],
+        };
+        state.store_desired(&desired).unwrap();
+        assert_eq!(state.load_desired().unwrap(), Some(desired));
+    }
+
+    #[test]
+    fn a_torn_desired_state_is_reported_corrupt_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        fs::write(dir.path().join("desired.bin"), [0xff, 0xff, 0xff]).unwrap();
+        assert!(matches!(
+            state.load_desired(),
+            Err(StateError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn records_round_trip_and_leftover_temp_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let record = PodRecord {
+            uid: "u1".into(),
+            name: "web".into(),
+            accepted_at_ms: 7,
+            ..PodRecord::default()
+        };
+        state.store_record(&record).unwrap();
+        fs::write(state.pod_dir("u1").join(".record.json.tmp-99"), b"half").unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        assert_eq!(state.pod_uids().unwrap(), ["u1"]);
+        assert_eq!(state.load_record("u1").unwrap(), Some(record));
+        assert!(!state.pod_dir("u1").join(".record.json.tmp-99").exists());
+        state.remove_pod("u1").unwrap();
+        assert!(state.pod_uids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn write_atomic_replaces_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_atomic(&path, b"first version, longer").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
