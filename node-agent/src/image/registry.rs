@@ -157,11 +157,12 @@ impl RegistrySource {
 impl ImageSource for RegistrySource {
     async fn fetch_manifest(&self, reference: &Reference) -> Result<FetchedManifest, PullError> {
         let auth = self.auth_for(reference);
+        let anonymous = matches!(auth, RegistryAuth::Anonymous);
         let (bytes, digest) = self
             .client
             .pull_manifest_raw(reference, &auth, ACCEPTED_MANIFESTS)
             .await
-            .map_err(|e| classify(reference, e))?;
+            .map_err(|e| classify(reference, anonymous, e))?;
         Ok(FetchedManifest { digest, bytes })
     }
 
@@ -174,6 +175,7 @@ impl ImageSource for RegistrySource {
         // `pull_blob_stream*` alone does not record the credentials: a pull
         // resumed after a restart starts here.
         let auth = self.auth_for(reference);
+        let anonymous = matches!(auth, RegistryAuth::Anonymous);
         self.client
             .store_auth_if_needed(reference.resolve_registry(), &auth)
             .await;
@@ -193,7 +195,7 @@ impl ImageSource for RegistrySource {
                 .client
                 .pull_blob_stream(reference, digest)
                 .await
-                .map_err(|e| classify(reference, e))?;
+                .map_err(|e| classify(reference, anonymous, e))?;
             return Ok(BlobStream {
                 ranged: false,
                 stream: map_stream(s),
@@ -203,7 +205,7 @@ impl ImageSource for RegistrySource {
             .client
             .pull_blob_stream_partial(reference, digest, offset, None)
             .await
-            .map_err(|e| classify(reference, e))?
+            .map_err(|e| classify(reference, anonymous, e))?
         {
             BlobResponse::Full(s) => Ok(BlobStream {
                 ranged: false,
@@ -219,7 +221,7 @@ impl ImageSource for RegistrySource {
 
 /// Sorts an oci-client error into what the caller can act on, keeping the
 /// registry's own message.
-fn classify(reference: &Reference, e: OciDistributionError) -> PullError {
+fn classify(reference: &Reference, anonymous: bool, e: OciDistributionError) -> PullError {
     let name = reference.whole();
     let registry = reference.registry().to_owned();
     match e {
@@ -254,8 +256,12 @@ fn classify(reference: &Reference, e: OciDistributionError) -> PullError {
             }
         }
         OciDistributionError::UnauthorizedError { .. } => PullError::Unauthorized {
+            reason: if anonymous {
+                format!("authentication required (401), and no credentials are configured for {registry}")
+            } else {
+                "the registry refused the credentials (401)".to_owned()
+            },
             reference: name,
-            reason: "the registry refused the credentials (401)".to_owned(),
         },
         OciDistributionError::AuthenticationFailure(reason) => PullError::Unauthorized { reference: name, reason },
         OciDistributionError::ImageManifestNotFoundError(reason) => PullError::NotFound { reference: name, reason },
@@ -361,6 +367,7 @@ mod tests {
         .unwrap();
         let e = classify(
             &r,
+            true,
             OciDistributionError::RegistryError {
                 envelope,
                 url: String::new(),
@@ -372,6 +379,7 @@ mod tests {
 
         let busy = classify(
             &r,
+            false,
             OciDistributionError::ServerError {
                 code: 503,
                 url: String::new(),
@@ -381,6 +389,7 @@ mod tests {
         assert!(busy.retryable() && busy.reason().contains("try later"), "{busy}");
         let denied = classify(
             &r,
+            false,
             OciDistributionError::ServerError {
                 code: 403,
                 url: String::new(),
