@@ -3,6 +3,8 @@
 //! (std) are preferred where they exist.
 #![allow(unsafe_code)]
 
+pub mod fs;
+
 use std::ffi::CString;
 use std::io;
 use std::mem::MaybeUninit;

@@ -62,7 +62,6 @@ pub(crate) enum WalkError {
     /// (e.g. `/evil`) of the symlink whose target contained it, with that
     /// target; `None` when the `..` came from the walked path itself.
     Climb {
-        #[allow(dead_code, reason = "read by the layer unpacker's error messages")]
         symlink: Option<(PathBuf, PathBuf)>,
     },
 }
