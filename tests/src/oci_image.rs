@@ -68,7 +68,12 @@ pub async fn push_index(
 ) -> anyhow::Result<String> {
     let r: Reference = reference.parse()?;
     for image in images {
-        let by_digest = format!("{}/{}@{}", r.registry(), r.repository(), image.manifest_digest);
+        let by_digest = format!(
+            "{}/{}@{}",
+            r.registry(),
+            r.repository(),
+            image.manifest_digest
+        );
         push_image(client, &by_digest, image, auth).await?;
     }
     let index = build_index(images);
@@ -84,14 +89,22 @@ pub async fn push_index(
 /// (Debian's busybox-static), with applet symlinks in `/bin` and `Cmd: sh`.
 /// The binary is the machine's, whatever `platform` says.
 pub fn busybox_image(platform: Platform) -> anyhow::Result<BuiltImage> {
-    let busybox = std::fs::read("/bin/busybox").context("/bin/busybox (apt-get install busybox-static)")?;
+    let busybox =
+        std::fs::read("/bin/busybox").context("/bin/busybox (apt-get install busybox-static)")?;
     let mut base = vec![
         Entry::dir("bin"),
         Entry::file("bin/busybox", 0o755, busybox),
         Entry::dir("etc"),
-        Entry::file("etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"),
+        Entry::file(
+            "etc/passwd",
+            0o644,
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        ),
         Entry::file("etc/group", 0o644, "root:x:0:\nnogroup:x:65534:\n"),
-        Entry::Dir { path: "tmp".into(), mode: 0o1777 },
+        Entry::Dir {
+            path: "tmp".into(),
+            mode: 0o1777,
+        },
         Entry::dir("root"),
     ];
     for applet in BUSYBOX_APPLETS {

@@ -61,7 +61,9 @@ impl Registry {
     }
 
     fn try_start(binary: &Path, options: &RegistryOptions) -> anyhow::Result<Registry> {
-        let dir = tempfile::Builder::new().prefix("flotilla-registry-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("flotilla-registry-")
+            .tempdir()?;
         let port = free_port()?;
         let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
@@ -110,7 +112,8 @@ impl Registry {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait()? {
-                let log = std::fs::read_to_string(self._dir.path().join("registry.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(self._dir.path().join("registry.log"))
+                    .unwrap_or_default();
                 bail!("the registry exited with {status}: {log}");
             }
             if let Ok(status) = v2_status(self.port)
@@ -119,7 +122,10 @@ impl Registry {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("the registry on port {} did not answer /v2/ in 15 s", self.port);
+                bail!(
+                    "the registry on port {} did not answer /v2/ in 15 s",
+                    self.port
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use flotilla_agent::image::{
     Credentials, ImageStore, Platform, PullError, RegistryConfig, RegistrySource,
 };
-use flotilla_tests::oci_image::{Entry, ImageSpec, build_image, busybox_image, push_client, push_image, push_index};
+use flotilla_tests::oci_image::{
+    Entry, ImageSpec, build_image, busybox_image, push_client, push_image, push_index,
+};
 use flotilla_tests::registry::{PASSWORD, Registry, RegistryOptions, USER};
 use oci_client::secrets::RegistryAuth;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,17 +35,31 @@ async fn busybox_pulled_anonymously_has_a_runnable_rootfs() {
     let reference = format!("{host}/flotilla/busybox:1");
     let image = busybox_image(Platform::of_this_device()).unwrap();
     let client = push_client(&host).unwrap();
-    push_image(&client, &reference, &image, &RegistryAuth::Anonymous).await.unwrap();
+    push_image(&client, &reference, &image, &RegistryAuth::Anonymous)
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path(), plain_http(&host));
     let pulled = store.pull(&reference).await.unwrap();
     assert_eq!(pulled.digest, image.manifest_digest);
-    assert_eq!(pulled.id, format!("{host}/flotilla/busybox@{}", image.manifest_digest));
+    assert_eq!(
+        pulled.id,
+        format!("{host}/flotilla/busybox@{}", image.manifest_digest)
+    );
     let busybox = std::fs::read(pulled.rootfs.join("bin/busybox")).unwrap();
     assert_eq!(busybox, std::fs::read("/bin/busybox").unwrap());
-    assert_eq!(std::fs::read_link(pulled.rootfs.join("bin/sh")).unwrap().to_str(), Some("busybox"));
-    let cmd = pulled.config.config().as_ref().and_then(|c| c.cmd().clone());
+    assert_eq!(
+        std::fs::read_link(pulled.rootfs.join("bin/sh"))
+            .unwrap()
+            .to_str(),
+        Some("busybox")
+    );
+    let cmd = pulled
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.cmd().clone());
     assert_eq!(cmd, Some(vec!["sh".to_owned()]));
     let out = std::process::Command::new(pulled.rootfs.join("bin/busybox"))
         .args(["echo", "hello"])
@@ -71,9 +87,14 @@ async fn a_multi_arch_index_resolves_to_the_devices_platform_and_to_explicit_one
         })
         .collect();
     let client = push_client(&host).unwrap();
-    push_index(&client, &reference, &images.iter().collect::<Vec<_>>(), &RegistryAuth::Anonymous)
-        .await
-        .unwrap();
+    push_index(
+        &client,
+        &reference,
+        &images.iter().collect::<Vec<_>>(),
+        &RegistryAuth::Anonymous,
+    )
+    .await
+    .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let mut wanted: Vec<Platform> = platforms.to_vec();
@@ -81,7 +102,8 @@ async fn a_multi_arch_index_resolves_to_the_devices_platform_and_to_explicit_one
     for (i, platform) in wanted.into_iter().enumerate() {
         let source = RegistrySource::new(plain_http(&host)).unwrap();
         let root = dir.path().join(format!("store-{i}"));
-        let store = ImageStore::open_for_platform(root, source, u64::MAX, platform.clone()).unwrap();
+        let store =
+            ImageStore::open_for_platform(root, source, u64::MAX, platform.clone()).unwrap();
         let image = store.pull(&reference).await.unwrap();
         let content = std::fs::read_to_string(image.rootfs.join("platform")).unwrap();
         assert_eq!(content, platform.to_string(), "for {platform}");
@@ -99,7 +121,9 @@ async fn basic_auth_pulls_with_the_password_and_refuses_anonymous_and_wrong_ones
     ));
     let client = push_client(&host).unwrap();
     let auth = RegistryAuth::Basic(USER.into(), PASSWORD.into());
-    push_image(&client, &reference, &image, &auth).await.unwrap();
+    push_image(&client, &reference, &image, &auth)
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let with = |password: Option<&str>| {
@@ -115,27 +139,59 @@ async fn basic_auth_pulls_with_the_password_and_refuses_anonymous_and_wrong_ones
         }
         config
     };
-    let anonymous = store(&dir.path().join("anon"), with(None)).pull(&reference).await.unwrap_err();
-    assert!(matches!(anonymous, PullError::Unauthorized { .. }), "{anonymous}");
-    assert!(anonymous.reason().contains("no credentials are configured"), "{anonymous}");
+    let anonymous = store(&dir.path().join("anon"), with(None))
+        .pull(&reference)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(anonymous, PullError::Unauthorized { .. }),
+        "{anonymous}"
+    );
+    assert!(
+        anonymous.reason().contains("no credentials are configured"),
+        "{anonymous}"
+    );
     assert!(!anonymous.retryable());
-    let wrong = store(&dir.path().join("wrong"), with(Some("nope"))).pull(&reference).await.unwrap_err();
-    assert!(matches!(wrong, PullError::Unauthorized { .. }) && !wrong.retryable(), "{wrong}");
-    assert!(wrong.reason().contains("refused the credentials"), "{wrong}");
+    let wrong = store(&dir.path().join("wrong"), with(Some("nope")))
+        .pull(&reference)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong, PullError::Unauthorized { .. }) && !wrong.retryable(),
+        "{wrong}"
+    );
+    assert!(
+        wrong.reason().contains("refused the credentials"),
+        "{wrong}"
+    );
 
-    let pulled = store(&dir.path().join("ok"), with(Some(PASSWORD))).pull(&reference).await.unwrap();
-    assert_eq!(std::fs::read(pulled.rootfs.join("secret")).unwrap(), b"s3cret");
+    let pulled = store(&dir.path().join("ok"), with(Some(PASSWORD)))
+        .pull(&reference)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(pulled.rootfs.join("secret")).unwrap(),
+        b"s3cret"
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_tag_is_not_found_with_the_registrys_reason() {
     let registry = Registry::start(RegistryOptions::default()).unwrap();
     let host = registry.host();
-    let image = build_image(&ImageSpec::new(Platform::of_this_device(), vec![vec![Entry::dir("x")]]));
+    let image = build_image(&ImageSpec::new(
+        Platform::of_this_device(),
+        vec![vec![Entry::dir("x")]],
+    ));
     let client = push_client(&host).unwrap();
-    push_image(&client, &format!("{host}/flotilla/app:1"), &image, &RegistryAuth::Anonymous)
-        .await
-        .unwrap();
+    push_image(
+        &client,
+        &format!("{host}/flotilla/app:1"),
+        &image,
+        &RegistryAuth::Anonymous,
+    )
+    .await
+    .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let err = store(dir.path(), plain_http(&host))
@@ -143,7 +199,11 @@ async fn an_unknown_tag_is_not_found_with_the_registrys_reason() {
         .await
         .unwrap_err();
     assert!(matches!(err, PullError::NotFound { .. }), "{err:?}");
-    assert!(err.reason().contains("manifest unknown"), "{}", err.reason());
+    assert!(
+        err.reason().contains("manifest unknown"),
+        "{}",
+        err.reason()
+    );
     assert!(!err.retryable());
 }
 
@@ -152,17 +212,28 @@ async fn a_plain_http_registry_is_refused_unless_allow_listed() {
     let registry = Registry::start(RegistryOptions::default()).unwrap();
     let host = registry.host();
     let reference = format!("{host}/flotilla/app:1");
-    let image = build_image(&ImageSpec::new(Platform::of_this_device(), vec![vec![Entry::dir("x")]]));
+    let image = build_image(&ImageSpec::new(
+        Platform::of_this_device(),
+        vec![vec![Entry::dir("x")]],
+    ));
     let client = push_client(&host).unwrap();
-    push_image(&client, &reference, &image, &RegistryAuth::Anonymous).await.unwrap();
+    push_image(&client, &reference, &image, &RegistryAuth::Anonymous)
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let https_only = store(&dir.path().join("https"), RegistryConfig::default());
     let err = https_only.pull(&reference).await.unwrap_err();
     assert!(matches!(err, PullError::Unreachable { .. }), "{err:?}");
-    eprintln!("https to a plain-http registry: {err}");
+    assert!(
+        err.reason().contains("https://"),
+        "says it tried HTTPS: {err}"
+    );
     assert!(https_only.list().is_empty());
-    store(&dir.path().join("http"), plain_http(&host)).pull(&reference).await.unwrap();
+    store(&dir.path().join("http"), plain_http(&host))
+        .pull(&reference)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -171,9 +242,14 @@ async fn a_pull_cut_halfway_resumes_without_downloading_from_zero() {
     let host = registry.host();
     let image = busybox_image(Platform::of_this_device()).unwrap();
     let client = push_client(&host).unwrap();
-    push_image(&client, &format!("{host}/flotilla/busybox:1"), &image, &RegistryAuth::Anonymous)
-        .await
-        .unwrap();
+    push_image(
+        &client,
+        &format!("{host}/flotilla/busybox:1"),
+        &image,
+        &RegistryAuth::Anonymous,
+    )
+    .await
+    .unwrap();
     let layer = &image.layers[0];
     let size = layer.bytes.len() as u64;
     assert!(size > 200_000, "busybox layer is {size} bytes");
@@ -185,8 +261,14 @@ async fn a_pull_cut_halfway_resumes_without_downloading_from_zero() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path(), plain_http(&proxied));
     let err = store.pull(&reference).await.unwrap_err();
-    assert!(matches!(err, PullError::Unreachable { .. }) && err.retryable(), "{err:?}");
-    let partial = dir.path().join(format!("images/blobs/sha256/{}.partial", layer.digest.hex()));
+    assert!(
+        matches!(err, PullError::Unreachable { .. }) && err.retryable(),
+        "{err:?}"
+    );
+    let partial = dir.path().join(format!(
+        "images/blobs/sha256/{}.partial",
+        layer.digest.hex()
+    ));
     let kept = std::fs::metadata(&partial).unwrap().len();
     assert!(kept > 0 && kept <= cut, "{kept} bytes kept of {cut} sent");
 
@@ -199,10 +281,15 @@ async fn a_pull_cut_halfway_resumes_without_downloading_from_zero() {
     assert_eq!(log.len(), 2, "two requests for the layer: {log:?}");
     let (second_head, second_bytes) = &log[1];
     assert!(
-        second_head.to_ascii_lowercase().contains(&format!("range: bytes={kept}-")),
+        second_head
+            .to_ascii_lowercase()
+            .contains(&format!("range: bytes={kept}-")),
         "{second_head}"
     );
-    assert!(*second_bytes < size - kept / 2, "the second response carried {second_bytes} bytes of {size}");
+    assert!(
+        *second_bytes < size - kept / 2,
+        "the second response carried {second_bytes} bytes of {size}"
+    );
 }
 
 /// A TCP proxy to a registry that breaks the first response for one blob
@@ -231,7 +318,13 @@ impl CutProxy {
             async move {
                 while let Ok((client, _)) = listener.accept().await {
                     let server = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
-                    tokio::spawn(relay(client, server, marker.clone(), log.clone(), armed.clone()));
+                    tokio::spawn(relay(
+                        client,
+                        server,
+                        marker.clone(),
+                        log.clone(),
+                        armed.clone(),
+                    ));
                 }
             }
         });

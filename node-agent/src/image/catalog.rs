@@ -80,7 +80,8 @@ impl Catalog {
             path: path.to_owned(),
             reason,
         };
-        let catalog: Catalog = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let catalog: Catalog =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if catalog.version != VERSION {
             return Err(corrupt(format!("unknown version {}", catalog.version)));
         }
@@ -90,7 +91,11 @@ impl Catalog {
                 Sha256::parse(d).map_err(corrupt)?;
             }
         }
-        if let Some((r, d)) = catalog.references.iter().find(|(_, d)| !catalog.images.contains_key(*d)) {
+        if let Some((r, d)) = catalog
+            .references
+            .iter()
+            .find(|(_, d)| !catalog.images.contains_key(*d))
+        {
             return Err(corrupt(format!("{r} names {d}, which is not stored")));
         }
         Ok(catalog)
@@ -141,8 +146,17 @@ impl Catalog {
 
     /// Hex digests of every blob and every rootfs (by config) still needed.
     pub fn live(&self) -> (BTreeSet<String>, BTreeSet<String>) {
-        let blobs = self.images.values().flat_map(|r| r.blob_hexes()).map(str::to_owned).collect();
-        let rootfs = self.images.values().map(|r| r.config_hex().to_owned()).collect();
+        let blobs = self
+            .images
+            .values()
+            .flat_map(|r| r.blob_hexes())
+            .map(str::to_owned)
+            .collect();
+        let rootfs = self
+            .images
+            .values()
+            .map(|r| r.config_hex().to_owned())
+            .collect();
         (blobs, rootfs)
     }
 }
@@ -150,7 +164,10 @@ impl Catalog {
 /// Temp file, fsync, rename, fsync of the directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!("{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
@@ -173,8 +190,17 @@ mod tests {
         let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
         ImageRecord {
             repository: "r.example/app".into(),
-            config: Blob { digest: d(config), size: 1 },
-            layers: layers.iter().map(|(c, s)| Blob { digest: d(*c), size: *s }).collect(),
+            config: Blob {
+                digest: d(config),
+                size: 1,
+            },
+            layers: layers
+                .iter()
+                .map(|(c, s)| Blob {
+                    digest: d(*c),
+                    size: *s,
+                })
+                .collect(),
             rootfs_bytes: rootfs,
             last_used: 0,
         }
@@ -183,9 +209,18 @@ mod tests {
     #[test]
     fn usage_counts_shared_blobs_and_rootfs_once() {
         let mut c = Catalog::default();
-        c.images.insert(format!("sha256:{}", "1".repeat(64)), record('a', &[('b', 100)], 1000));
-        c.images.insert(format!("sha256:{}", "2".repeat(64)), record('a', &[('b', 100)], 1000));
-        c.images.insert(format!("sha256:{}", "3".repeat(64)), record('c', &[('b', 100), ('d', 10)], 500));
+        c.images.insert(
+            format!("sha256:{}", "1".repeat(64)),
+            record('a', &[('b', 100)], 1000),
+        );
+        c.images.insert(
+            format!("sha256:{}", "2".repeat(64)),
+            record('a', &[('b', 100)], 1000),
+        );
+        c.images.insert(
+            format!("sha256:{}", "3".repeat(64)),
+            record('c', &[('b', 100), ('d', 10)], 500),
+        );
         assert_eq!(c.usage(), (1 + 100) + 1000 + (1 + 10) + 500);
     }
 
@@ -200,10 +235,19 @@ mod tests {
         c.references.insert("r.example/app:1".into(), digest);
         c.save(&path).unwrap();
         assert_eq!(Catalog::load(&path).unwrap(), c);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
 
-        let text = fs::read_to_string(&path).unwrap().replace(&"b".repeat(64), "../../etc");
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace(&"b".repeat(64), "../../etc");
         fs::write(&path, text).unwrap();
-        assert!(matches!(Catalog::load(&path), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            Catalog::load(&path),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

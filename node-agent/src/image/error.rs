@@ -106,7 +106,10 @@ impl PullError {
 
 /// ENOSPC or EDQUOT.
 pub(crate) fn is_no_space(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Why reading or maintaining the local store failed.

@@ -28,7 +28,9 @@ pub(crate) async fn fetch_blob<S: ImageSource>(
             return Ok(());
         }
         // Not what the manifest describes: fetch it again.
-        tokio::fs::remove_file(&done).await.map_err(|e| PullError::io(&done, e))?;
+        tokio::fs::remove_file(&done)
+            .await
+            .map_err(|e| PullError::io(&done, e))?;
     }
     let partial = dir.join(format!("{}.partial", digest.hex()));
     let io = |e| PullError::io(&partial, e);
@@ -99,7 +101,11 @@ pub(crate) async fn fetch_blob<S: ImageSource>(
 
 /// Feeds the first `len` bytes of `file` to `hash` (a resumed download's
 /// hash state cannot be kept, so it is rebuilt from the file).
-async fn hash_prefix(file: &mut tokio::fs::File, len: u64, hash: &mut Context) -> std::io::Result<()> {
+async fn hash_prefix(
+    file: &mut tokio::fs::File,
+    len: u64,
+    hash: &mut Context,
+) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(0)).await?;
     let mut left = len;
     let mut buf = vec![0u8; 64 * 1024];

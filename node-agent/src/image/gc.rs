@@ -51,7 +51,9 @@ impl<S: ImageSource> ImageStore<S> {
             .collect();
         for digest in dangling {
             if let Some(r) = catalog.remove(&digest) {
-                report.removed_images.push(format!("{}@{digest}", r.repository));
+                report
+                    .removed_images
+                    .push(format!("{}@{digest}", r.repository));
             }
         }
         while catalog.usage() > self.budget {
@@ -63,7 +65,9 @@ impl<S: ImageSource> ImageStore<S> {
                 .map(|(d, _)| d.clone());
             let Some(digest) = victim else { break };
             if let Some(r) = catalog.remove(&digest) {
-                report.removed_images.push(format!("{}@{digest}", r.repository));
+                report
+                    .removed_images
+                    .push(format!("{}@{digest}", r.repository));
             }
         }
         // Saved before anything is deleted: a crash in between leaves only

@@ -82,7 +82,9 @@ impl MemorySource {
         let digest = sha256_of(&bytes);
         let r: Reference = reference.parse().expect("a valid reference");
         let mut inner = self.lock();
-        inner.manifests.insert(digest_key(&r, &digest), bytes.clone());
+        inner
+            .manifests
+            .insert(digest_key(&r, &digest), bytes.clone());
         if r.digest().is_none() {
             inner.manifests.insert(tag_key(&r), bytes);
         }
@@ -115,7 +117,12 @@ impl MemorySource {
 }
 
 fn tag_key(r: &Reference) -> String {
-    format!("{}/{}:{}", r.registry(), r.repository(), r.tag().unwrap_or("latest"))
+    format!(
+        "{}/{}:{}",
+        r.registry(),
+        r.repository(),
+        r.tag().unwrap_or("latest")
+    )
 }
 
 fn digest_key(r: &Reference, digest: &Sha256) -> String {
@@ -179,7 +186,10 @@ impl ImageSource for MemorySource {
         offset: u64,
     ) -> Result<BlobStream, PullError> {
         let fault = self.take_fault(digest.as_str());
-        if let Some(e) = fault.as_ref().and_then(|f| fault_error(f, reference, "blob")) {
+        if let Some(e) = fault
+            .as_ref()
+            .and_then(|f| fault_error(f, reference, "blob"))
+        {
             return Err(e);
         }
         let blob = self.lock().blobs.get(digest.as_str()).cloned();
@@ -188,7 +198,11 @@ impl ImageSource for MemorySource {
             reason: "blob unknown to registry".into(),
         })?;
         let ranged = offset > 0 && fault != Some(Fault::IgnoreRange);
-        let start = if ranged { (offset as usize).min(blob.len()) } else { 0 };
+        let start = if ranged {
+            (offset as usize).min(blob.len())
+        } else {
+            0
+        };
         let body = blob.slice(start..);
         self.lock().blob_log.push(BlobRequest {
             digest: digest.to_string(),
@@ -208,7 +222,10 @@ impl ImageSource for MemorySource {
             at = end;
         }
         if cut.is_some_and(|n| n < body.len()) {
-            items.push(Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset")));
+            items.push(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection reset",
+            )));
         }
         Ok(BlobStream {
             ranged,

@@ -23,11 +23,11 @@ pub mod testing;
 
 pub use digest::{Sha256, sha256_of};
 pub use error::{PullError, StoreError};
+pub use gc::GcReport;
 pub use memory::{Fault, MemorySource};
 pub use platform::Platform;
 pub use registry::{Credentials, RegistryConfig, RegistrySource};
 pub use source::{ImageSource, Resolved};
-pub use gc::GcReport;
 pub use store::{Image, ImageStore, ImageSummary};
 
 #[cfg(test)]

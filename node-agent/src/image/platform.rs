@@ -126,7 +126,11 @@ mod tests {
             platform = platform.variant(v);
         }
         let digest = format!("sha256:{}", format!("{n:02x}").repeat(32));
-        let mut d = Descriptor::new(MediaType::ImageManifest, 100, digest.parse::<Digest>().unwrap());
+        let mut d = Descriptor::new(
+            MediaType::ImageManifest,
+            100,
+            digest.parse::<Digest>().unwrap(),
+        );
         d.set_platform(Some(platform.build().unwrap()));
         d
     }

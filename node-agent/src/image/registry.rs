@@ -8,7 +8,9 @@ use std::sync::Once;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use oci_client::client::{BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{
+    BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
+};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -184,7 +186,9 @@ impl ImageSource for RegistrySource {
             let registry = registry.clone();
             s.stream
                 .map(move |item| {
-                    item.map_err(|e| std::io::Error::other(format!("registry {registry}: {}", error_chain(&e))))
+                    item.map_err(|e| {
+                        std::io::Error::other(format!("registry {registry}: {}", error_chain(&e)))
+                    })
                 })
                 .boxed()
         };
@@ -240,9 +244,18 @@ fn classify(reference: &Reference, anonymous: bool, e: OciDistributionError) -> 
                     | OciErrorCode::NameUnknown
                     | OciErrorCode::NotFound
                     | OciErrorCode::ManifestBlobUnknown,
-                ) => PullError::NotFound { reference: name, reason },
-                Some(OciErrorCode::Unauthorized) => PullError::Unauthorized { reference: name, reason },
-                Some(OciErrorCode::Denied) => PullError::Denied { reference: name, reason },
+                ) => PullError::NotFound {
+                    reference: name,
+                    reason,
+                },
+                Some(OciErrorCode::Unauthorized) => PullError::Unauthorized {
+                    reference: name,
+                    reason,
+                },
+                Some(OciErrorCode::Denied) => PullError::Denied {
+                    reference: name,
+                    reason,
+                },
                 Some(OciErrorCode::Toomanyrequests) => PullError::Registry {
                     reference: name,
                     reason,
@@ -257,20 +270,37 @@ fn classify(reference: &Reference, anonymous: bool, e: OciDistributionError) -> 
         }
         OciDistributionError::UnauthorizedError { .. } => PullError::Unauthorized {
             reason: if anonymous {
-                format!("authentication required (401), and no credentials are configured for {registry}")
+                format!(
+                    "authentication required (401), and no credentials are configured for {registry}"
+                )
             } else {
                 "the registry refused the credentials (401)".to_owned()
             },
             reference: name,
         },
-        OciDistributionError::AuthenticationFailure(reason) => PullError::Unauthorized { reference: name, reason },
-        OciDistributionError::ImageManifestNotFoundError(reason) => PullError::NotFound { reference: name, reason },
+        OciDistributionError::AuthenticationFailure(reason) => PullError::Unauthorized {
+            reference: name,
+            reason,
+        },
+        OciDistributionError::ImageManifestNotFoundError(reason) => PullError::NotFound {
+            reference: name,
+            reason,
+        },
         OciDistributionError::ServerError { code, message, .. } => {
             let reason = format!("HTTP {code}: {}", message.trim());
             match code {
-                404 => PullError::NotFound { reference: name, reason },
-                401 => PullError::Unauthorized { reference: name, reason },
-                403 => PullError::Denied { reference: name, reason },
+                404 => PullError::NotFound {
+                    reference: name,
+                    reason,
+                },
+                401 => PullError::Unauthorized {
+                    reference: name,
+                    reason,
+                },
+                403 => PullError::Denied {
+                    reference: name,
+                    reason,
+                },
                 408 | 429 | 500..=599 => PullError::Registry {
                     reference: name,
                     reason,
@@ -329,10 +359,15 @@ mod tests {
             username: "robot".into(),
             password: "hunter2".into(),
         };
-        let bearer = Credentials::Bearer { token: "tok-123".into() };
+        let bearer = Credentials::Bearer {
+            token: "tok-123".into(),
+        };
         let text = format!("{basic:?} {bearer:?}");
         assert!(text.contains("robot"));
-        assert!(!text.contains("hunter2") && !text.contains("tok-123"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("tok-123"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -345,17 +380,24 @@ mod tests {
                 password: "p".into(),
             },
         );
-        config
-            .credentials
-            .insert("docker.io".into(), Credentials::Bearer { token: "t".into() });
+        config.credentials.insert(
+            "docker.io".into(),
+            Credentials::Bearer { token: "t".into() },
+        );
         let source = RegistrySource::new(config).expect("client");
         let r = |s: &str| s.parse::<Reference>().unwrap();
         assert!(matches!(
             source.auth_for(&r("registry.example:5000/app:1")),
             RegistryAuth::Basic(u, _) if u == "u"
         ));
-        assert!(matches!(source.auth_for(&r("busybox:1")), RegistryAuth::Bearer(_)));
-        assert!(matches!(source.auth_for(&r("other.example/app:1")), RegistryAuth::Anonymous));
+        assert!(matches!(
+            source.auth_for(&r("busybox:1")),
+            RegistryAuth::Bearer(_)
+        ));
+        assert!(matches!(
+            source.auth_for(&r("other.example/app:1")),
+            RegistryAuth::Anonymous
+        ));
     }
 
     #[test]
@@ -386,7 +428,10 @@ mod tests {
                 message: "try later".into(),
             },
         );
-        assert!(busy.retryable() && busy.reason().contains("try later"), "{busy}");
+        assert!(
+            busy.retryable() && busy.reason().contains("try later"),
+            "{busy}"
+        );
         let denied = classify(
             &r,
             false,
@@ -431,7 +476,10 @@ mod tests {
             })
             .is_ok()
         });
-        assert!(built.is_err(), "oci-client no longer panics without system CAs");
+        assert!(
+            built.is_err(),
+            "oci-client no longer panics without system CAs"
+        );
     }
 
     #[test]

@@ -27,7 +27,12 @@ pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.mani
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// What a pull asks the registry for.
-pub const ACCEPTED_MANIFESTS: &[&str] = &[OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
+pub const ACCEPTED_MANIFESTS: &[&str] = &[
+    OCI_INDEX,
+    DOCKER_MANIFEST_LIST,
+    OCI_MANIFEST,
+    DOCKER_MANIFEST,
+];
 
 /// A manifest or index as the source returned it.
 #[derive(Clone, Debug)]
@@ -47,7 +52,9 @@ pub struct BlobStream {
 
 impl std::fmt::Debug for BlobStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobStream").field("ranged", &self.ranged).finish_non_exhaustive()
+        f.debug_struct("BlobStream")
+            .field("ranged", &self.ranged)
+            .finish_non_exhaustive()
     }
 }
 
@@ -129,7 +136,8 @@ pub async fn resolve<S: ImageSource>(
         let digest = Sha256::parse(entry.digest().as_ref()).map_err(|reason| bad(&name, reason))?;
         let by_digest = reference.clone_with_digest(digest.to_string());
         let fetched = source.fetch_manifest(&by_digest).await?;
-        manifest_digest = check_manifest(&name, &fetched, Some(digest.as_str()), Some(entry.size()))?;
+        manifest_digest =
+            check_manifest(&name, &fetched, Some(digest.as_str()), Some(entry.size()))?;
         manifest_bytes = fetched.bytes;
     } else {
         manifest_digest = top_digest;
@@ -142,7 +150,12 @@ pub async fn resolve<S: ImageSource>(
     let config_digest = Sha256::parse(config_desc.digest().as_ref()).map_err(|r| bad(&name, r))?;
     match config_desc.media_type().to_string().as_str() {
         OCI_CONFIG | DOCKER_CONFIG => {}
-        other => return Err(bad(&name, format!("config media type {other} is not an image config"))),
+        other => {
+            return Err(bad(
+                &name,
+                format!("config media type {other} is not an image config"),
+            ));
+        }
     }
     if config_desc.size() > MAX_CONFIG_BYTES {
         return Err(PullError::TooLarge {
@@ -151,7 +164,8 @@ pub async fn resolve<S: ImageSource>(
             limit: MAX_CONFIG_BYTES,
         });
     }
-    let config_bytes = fetch_small_blob(source, reference, &config_digest, config_desc.size()).await?;
+    let config_bytes =
+        fetch_small_blob(source, reference, &config_digest, config_desc.size()).await?;
     let config: ImageConfiguration = parse_json(&format!("{name}: config"), &config_bytes)?;
     let layers = check_config(&name, platform, &manifest, &config)?;
     Ok(Resolved {
@@ -179,7 +193,10 @@ fn check_manifest(
         });
     }
     let actual = sha256_of(&fetched.bytes);
-    for claimed in [Some(fetched.digest.as_str()), expected].into_iter().flatten() {
+    for claimed in [Some(fetched.digest.as_str()), expected]
+        .into_iter()
+        .flatten()
+    {
         if claimed != actual.as_str() {
             return Err(PullError::DigestMismatch {
                 what: format!("{name}: manifest"),
@@ -191,7 +208,13 @@ fn check_manifest(
     if let Some(size) = expected_size
         && size != fetched.bytes.len() as u64
     {
-        return Err(bad(name, format!("manifest is {} bytes, the index says {size}", fetched.bytes.len())));
+        return Err(bad(
+            name,
+            format!(
+                "manifest is {} bytes, the index says {size}",
+                fetched.bytes.len()
+            ),
+        ));
     }
     Ok(actual)
 }
@@ -206,7 +229,10 @@ fn is_index(body: &[u8]) -> bool {
         manifests: Option<serde_json::Value>,
     }
     match serde_json::from_slice::<Probe>(body) {
-        Ok(Probe { media_type: Some(t), .. }) => t == OCI_INDEX || t == DOCKER_MANIFEST_LIST,
+        Ok(Probe {
+            media_type: Some(t),
+            ..
+        }) => t == OCI_INDEX || t == DOCKER_MANIFEST_LIST,
         Ok(Probe { manifests, .. }) => manifests.is_some(),
         Err(_) => false,
     }
@@ -217,7 +243,10 @@ fn check_manifest_media_type(name: &str, manifest: &ImageManifest) -> Result<(),
         None => Ok(()),
         Some(MediaType::ImageManifest) => Ok(()),
         Some(other) if other.to_string() == DOCKER_MANIFEST => Ok(()),
-        Some(other) => Err(bad(name, format!("media type {other} is not an image manifest"))),
+        Some(other) => Err(bad(
+            name,
+            format!("media type {other} is not an image manifest"),
+        )),
     }
 }
 
@@ -230,7 +259,10 @@ fn check_config(
     config: &ImageConfiguration,
 ) -> Result<Vec<Layer>, PullError> {
     let (os, arch) = (config.os().to_string(), config.architecture().to_string());
-    if platform.rank(&os, &arch, config.variant().as_deref()).is_none() {
+    if platform
+        .rank(&os, &arch, config.variant().as_deref())
+        .is_none()
+    {
         let mut built_for = format!("{os}/{arch}");
         if let Some(v) = config.variant() {
             built_for = format!("{built_for}/{v}");

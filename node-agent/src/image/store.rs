@@ -136,7 +136,14 @@ impl<S: ImageSource> ImageStore<S> {
         self.store_config(&resolved).await?;
         for layer in &resolved.layers {
             let _blob = self.locks.lock(format!("blob:{}", layer.digest)).await;
-            fetch_blob(&self.source, &self.blobs_dir(), &parsed, &layer.digest, layer.size).await?;
+            fetch_blob(
+                &self.source,
+                &self.blobs_dir(),
+                &parsed,
+                &layer.digest,
+                layer.size,
+            )
+            .await?;
         }
         let rootfs_bytes = self.unpack(&parsed, &resolved, compressions).await?;
         self.record(reference, &parsed, &resolved, Some(rootfs_bytes))
@@ -169,10 +176,11 @@ impl<S: ImageSource> ImageStore<S> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::io(&config_path)(e)),
         };
-        let config: ImageConfiguration = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-            path: config_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let config: ImageConfiguration =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                path: config_path.clone(),
+                reason: e.to_string(),
+            })?;
         catalog.touch(&digest);
         catalog.save(&self.root.join("index.json"))?;
         Ok(Some(Image {
@@ -243,7 +251,11 @@ impl<S: ImageSource> ImageStore<S> {
             let record = ImageRecord {
                 repository: repository.clone(),
                 config: blob(&resolved.config_digest, resolved.config_bytes.len() as u64),
-                layers: resolved.layers.iter().map(|l| blob(&l.digest, l.size)).collect(),
+                layers: resolved
+                    .layers
+                    .iter()
+                    .map(|l| blob(&l.digest, l.size))
+                    .collect(),
                 rootfs_bytes,
                 last_used: 0,
             };
@@ -252,7 +264,10 @@ impl<S: ImageSource> ImageStore<S> {
         catalog.references.insert(parsed.whole(), digest.clone());
         catalog.touch(&digest);
         catalog.save(&self.root.join("index.json"))?;
-        let size_bytes = catalog.images.get(&digest).map_or(0, ImageRecord::size_bytes);
+        let size_bytes = catalog
+            .images
+            .get(&digest)
+            .map_or(0, ImageRecord::size_bytes);
         Ok(Image {
             reference: reference.to_owned(),
             id: format!("{repository}@{digest}"),
@@ -266,12 +281,16 @@ impl<S: ImageSource> ImageStore<S> {
     /// Refuses an image that cannot fit: over the budget by itself, or
     /// bigger than what the filesystem has left.
     fn check_space(&self, parsed: &Reference, resolved: &Resolved) -> Result<(), PullError> {
-        let blobs: u64 = resolved.layers.iter().map(|l| l.size).sum::<u64>() + resolved.config_bytes.len() as u64;
+        let blobs: u64 = resolved.layers.iter().map(|l| l.size).sum::<u64>()
+            + resolved.config_bytes.len() as u64;
         let what = parsed.whole();
         if blobs > self.budget {
             return Err(PullError::NoSpace {
                 what,
-                reason: format!("its {blobs} bytes of blobs exceed the store's budget of {} bytes", self.budget),
+                reason: format!(
+                    "its {blobs} bytes of blobs exceed the store's budget of {} bytes",
+                    self.budget
+                ),
             });
         }
         let missing: u64 = resolved
@@ -280,7 +299,8 @@ impl<S: ImageSource> ImageStore<S> {
             .filter(|l| !self.blobs_dir().join(l.digest.hex()).exists())
             .map(|l| l.size)
             .sum();
-        let space = crate::sys::filesystem_space(&self.root).map_err(|e| PullError::io(&self.root, e))?;
+        let space =
+            crate::sys::filesystem_space(&self.root).map_err(|e| PullError::io(&self.root, e))?;
         if missing > space.available_bytes {
             return Err(PullError::NoSpace {
                 what,
@@ -319,7 +339,9 @@ impl<S: ImageSource> ImageStore<S> {
         let _rootfs = self.locks.lock(format!("rootfs:{hex}")).await;
         let done = self.rootfs_dir().join(&hex);
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.rootfs_dir().join(format!("{hex}.tmp-{}-{n}", std::process::id()));
+        let tmp = self
+            .rootfs_dir()
+            .join(format!("{hex}.tmp-{}-{n}", std::process::id()));
         let job = Unpack {
             name: parsed.whole(),
             blobs: self.blobs_dir(),
@@ -335,13 +357,20 @@ impl<S: ImageSource> ImageStore<S> {
 
     /// Pins the blobs and rootfs of `resolved` until the guard drops.
     fn pin(&self, resolved: &Resolved) -> PinGuard<'_> {
-        let mut keys: Vec<String> = resolved.layers.iter().map(|l| l.digest.hex().to_owned()).collect();
+        let mut keys: Vec<String> = resolved
+            .layers
+            .iter()
+            .map(|l| l.digest.hex().to_owned())
+            .collect();
         keys.push(resolved.config_digest.hex().to_owned());
         let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
         for k in &keys {
             *pins.entry(k.clone()).or_default() += 1;
         }
-        PinGuard { pins: &self.pins, keys }
+        PinGuard {
+            pins: &self.pins,
+            keys,
+        }
     }
 }
 
@@ -373,12 +402,13 @@ impl Unpack {
         for (layer, compression) in self.layers.iter().zip(&self.compressions) {
             let path = self.blobs.join(layer.digest.hex());
             let file = fs::File::open(&path).map_err(|e| PullError::io(&path, e))?;
-            let diff_id = apply_layer(&self.tmp, BufReader::new(file), *compression).map_err(|source| {
-                PullError::Unpack {
-                    layer: format!("{}: {}", self.name, layer.digest),
-                    source,
-                }
-            })?;
+            let diff_id =
+                apply_layer(&self.tmp, BufReader::new(file), *compression).map_err(|source| {
+                    PullError::Unpack {
+                        layer: format!("{}: {}", self.name, layer.digest),
+                        source,
+                    }
+                })?;
             let diff_id = diff_id.to_string();
             if diff_id != layer.diff_id.as_str() {
                 return Err(PullError::DiffIdMismatch {
@@ -418,10 +448,12 @@ pub(super) fn dir_size(dir: &Path) -> std::io::Result<u64> {
 
 /// Parses an image reference as a pod names it (Docker Hub defaults apply).
 pub(super) fn parse_reference(reference: &str) -> Result<Reference, PullError> {
-    reference.parse::<Reference>().map_err(|e| PullError::InvalidReference {
-        reference: reference.to_owned(),
-        reason: e.to_string(),
-    })
+    reference
+        .parse::<Reference>()
+        .map_err(|e| PullError::InvalidReference {
+            reference: reference.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Deletes the `*.tmp-*` files and directories interrupted writes left in `dir`.

@@ -16,9 +16,19 @@ use super::source::{OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
 /// One entry of a layer.
 #[derive(Clone, Debug)]
 pub enum Entry {
-    File { path: String, mode: u32, data: Vec<u8> },
-    Dir { path: String, mode: u32 },
-    Symlink { path: String, target: String },
+    File {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+    },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
 }
 
 impl Entry {
@@ -119,7 +129,8 @@ pub fn build_layer(entries: &[Entry]) -> BuiltLayer {
                 (path, &[])
             }
         };
-        tar.append_data(&mut header, path, data).expect("tar into memory");
+        tar.append_data(&mut header, path, data)
+            .expect("tar into memory");
     }
     let tar = tar.into_inner().expect("tar into memory");
     let mut gz = flate2::GzBuilder::new()
@@ -241,7 +252,12 @@ impl MemorySource {
     pub fn add_index(&self, reference: &str, images: &[&BuiltImage]) -> Sha256 {
         let r: oci_client::Reference = reference.parse().expect("a valid reference");
         for image in images {
-            let by_digest = format!("{}/{}@{}", r.registry(), r.repository(), image.manifest_digest);
+            let by_digest = format!(
+                "{}/{}@{}",
+                r.registry(),
+                r.repository(),
+                image.manifest_digest
+            );
             self.add_image(&by_digest, image);
         }
         self.add_manifest(reference, build_index(images))

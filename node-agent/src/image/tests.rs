@@ -68,14 +68,31 @@ async fn a_pulled_image_is_unpacked_recorded_and_found_again() {
 
     let pulled = store.pull(REF).await.unwrap();
     assert_eq!(pulled.digest, digest);
-    assert_eq!(pulled.id, format!("registry.example:5000/flotilla/app@{digest}"));
-    assert_eq!(std::fs::read(pulled.rootfs.join("etc/marker")).unwrap(), b"one");
-    assert_eq!(std::fs::read_link(pulled.rootfs.join("bin/sh")).unwrap(), Path::new("tool"));
+    assert_eq!(
+        pulled.id,
+        format!("registry.example:5000/flotilla/app@{digest}")
+    );
+    assert_eq!(
+        std::fs::read(pulled.rootfs.join("etc/marker")).unwrap(),
+        b"one"
+    );
+    assert_eq!(
+        std::fs::read_link(pulled.rootfs.join("bin/sh")).unwrap(),
+        Path::new("tool")
+    );
     assert!(pulled.size_bytes > 200_000);
 
     let got = store.get(REF).unwrap().expect("stored");
-    assert_eq!((got.id.as_str(), &got.rootfs), (pulled.id.as_str(), &pulled.rootfs));
-    assert!(store.get("registry.example:5000/flotilla/app:2").unwrap().is_none());
+    assert_eq!(
+        (got.id.as_str(), &got.rootfs),
+        (pulled.id.as_str(), &pulled.rootfs)
+    );
+    assert!(
+        store
+            .get("registry.example:5000/flotilla/app:2")
+            .unwrap()
+            .is_none()
+    );
     let by_id = store.get(&pulled.id).unwrap().expect("found by id");
     assert_eq!(by_id.digest, digest);
 
@@ -98,8 +115,13 @@ async fn a_download_cut_halfway_resumes_from_the_partial_file() {
     let store = store(dir.path(), &source);
 
     let err = store.pull(REF).await.unwrap_err();
-    assert!(matches!(err, PullError::Unreachable { .. }) && err.retryable(), "{err}");
-    let partial = dir.path().join(format!("images/blobs/sha256/{}.partial", big.digest.hex()));
+    assert!(
+        matches!(err, PullError::Unreachable { .. }) && err.retryable(),
+        "{err}"
+    );
+    let partial = dir
+        .path()
+        .join(format!("images/blobs/sha256/{}.partial", big.digest.hex()));
     assert_eq!(std::fs::metadata(&partial).unwrap().len(), 50_000);
 
     store.pull(REF).await.unwrap();
@@ -110,7 +132,11 @@ async fn a_download_cut_halfway_resumes_from_the_partial_file() {
         .collect();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[1].offset, 50_000);
-    assert_eq!(requests[1].bytes_sent, big.bytes.len() as u64 - 50_000, "only the rest was sent");
+    assert_eq!(
+        requests[1].bytes_sent,
+        big.bytes.len() as u64 - 50_000,
+        "only the rest was sent"
+    );
     assert!(!partial.exists());
 }
 
@@ -127,11 +153,29 @@ async fn a_server_that_ignores_the_range_restarts_the_download_from_zero() {
 
     store.pull(REF).await.unwrap_err();
     let image = store.pull(REF).await.unwrap();
-    let last = source.blob_requests().into_iter().rfind(|r| r.digest == big.digest.as_str()).unwrap();
-    assert_eq!((last.offset, last.bytes_sent), (30_000, big.bytes.len() as u64));
-    let stored = std::fs::read(dir.path().join("images/blobs/sha256").join(big.digest.hex())).unwrap();
-    assert_eq!(stored, big.bytes, "the old prefix was dropped, not prepended");
-    assert_eq!(std::fs::read(image.rootfs.join("etc/marker")).unwrap(), b"full");
+    let last = source
+        .blob_requests()
+        .into_iter()
+        .rfind(|r| r.digest == big.digest.as_str())
+        .unwrap();
+    assert_eq!(
+        (last.offset, last.bytes_sent),
+        (30_000, big.bytes.len() as u64)
+    );
+    let stored = std::fs::read(
+        dir.path()
+            .join("images/blobs/sha256")
+            .join(big.digest.hex()),
+    )
+    .unwrap();
+    assert_eq!(
+        stored, big.bytes,
+        "the old prefix was dropped, not prepended"
+    );
+    assert_eq!(
+        std::fs::read(image.rootfs.join("etc/marker")).unwrap(),
+        b"full"
+    );
 }
 
 #[tokio::test]
@@ -148,7 +192,12 @@ async fn a_blob_with_the_wrong_digest_is_refused_and_nothing_is_kept() {
     let err = store.pull(REF).await.unwrap_err();
     assert!(matches!(err, PullError::DigestMismatch { .. }), "{err}");
     let left = files(&dir.path().join("images"));
-    assert!(!left.iter().any(|f| f.contains(built.layers[1].digest.hex())), "{left:?}");
+    assert!(
+        !left
+            .iter()
+            .any(|f| f.contains(built.layers[1].digest.hex())),
+        "{left:?}"
+    );
     assert!(!left.iter().any(|f| f.starts_with("rootfs/")), "{left:?}");
     assert!(store.get(REF).unwrap().is_none());
     assert!(store.list().is_empty());
@@ -166,8 +215,14 @@ async fn a_blob_longer_than_its_descriptor_is_cut_at_the_descriptor_size() {
     let store = store(dir.path(), &source);
 
     store.pull(REF).await.unwrap();
-    let stored = dir.path().join("images/blobs/sha256").join(built.layers[1].digest.hex());
-    assert_eq!(std::fs::metadata(stored).unwrap().len(), built.layers[1].bytes.len() as u64);
+    let stored = dir
+        .path()
+        .join("images/blobs/sha256")
+        .join(built.layers[1].digest.hex());
+    assert_eq!(
+        std::fs::metadata(stored).unwrap().len(),
+        built.layers[1].bytes.len() as u64
+    );
 }
 
 #[tokio::test]
@@ -183,7 +238,10 @@ async fn a_config_whose_diff_ids_do_not_match_the_layers_is_refused() {
     let store = store(dir.path(), &source);
 
     let err = store.pull(REF).await.unwrap_err();
-    assert!(matches!(err, PullError::DiffIdMismatch { .. }) && !err.retryable(), "{err}");
+    assert!(
+        matches!(err, PullError::DiffIdMismatch { .. }) && !err.retryable(),
+        "{err}"
+    );
     let left = files(&dir.path().join("images"));
     assert!(!left.iter().any(|f| f.starts_with("rootfs/")), "{left:?}");
     assert!(store.list().is_empty());
@@ -192,10 +250,17 @@ async fn a_config_whose_diff_ids_do_not_match_the_layers_is_refused() {
     let short = built.with_config(image_config(&spec("diff"), &built.layers[..1]));
     source.add_image("registry.example:5000/flotilla/app:short", &short);
     let requests = source.blob_requests().len();
-    let err = store.pull("registry.example:5000/flotilla/app:short").await.unwrap_err();
+    let err = store
+        .pull("registry.example:5000/flotilla/app:short")
+        .await
+        .unwrap_err();
     assert!(matches!(err, PullError::BadContent { .. }), "{err}");
     assert!(err.reason().contains("1 diff_ids for 2 layers"), "{err}");
-    assert_eq!(source.blob_requests().len(), requests + 1, "only the config was fetched");
+    assert_eq!(
+        source.blob_requests().len(),
+        requests + 1,
+        "only the config was fetched"
+    );
 }
 
 #[tokio::test]
@@ -223,13 +288,20 @@ async fn an_index_resolves_to_the_entry_for_the_stores_platform() {
         })
         .collect();
     source.add_index(REF, &built.iter().collect::<Vec<_>>());
-    for (i, want) in [("arm64", Some("v8")), ("arm", Some("v7")), ("amd64", None)].into_iter().enumerate() {
+    for (i, want) in [("arm64", Some("v8")), ("arm", Some("v7")), ("amd64", None)]
+        .into_iter()
+        .enumerate()
+    {
         let platform = Platform::new("linux", want.0, want.1);
         let root = dir.path().join(want.0);
-        let store = ImageStore::open_for_platform(root, source.clone(), u64::MAX, platform).unwrap();
+        let store =
+            ImageStore::open_for_platform(root, source.clone(), u64::MAX, platform).unwrap();
         let image = store.pull(REF).await.unwrap();
         assert_eq!(image.digest, built[i].manifest_digest);
-        assert_eq!(std::fs::read(image.rootfs.join("etc/marker")).unwrap(), want.0.as_bytes());
+        assert_eq!(
+            std::fs::read(image.rootfs.join("etc/marker")).unwrap(),
+            want.0.as_bytes()
+        );
     }
     let riscv = ImageStore::open_for_platform(
         dir.path().join("riscv"),
@@ -239,7 +311,10 @@ async fn an_index_resolves_to_the_entry_for_the_stores_platform() {
     )
     .unwrap();
     let err = riscv.pull(REF).await.unwrap_err();
-    assert!(err.reason().contains("linux/arm/v7"), "lists what there is: {err}");
+    assert!(
+        err.reason().contains("linux/arm/v7"),
+        "lists what there is: {err}"
+    );
 }
 
 #[tokio::test]
@@ -249,7 +324,10 @@ async fn registry_refusals_keep_their_reason_and_are_not_retried() {
     source.add_image(REF, &image("x"));
     let store = store(dir.path(), &source);
 
-    let missing = store.pull("registry.example:5000/flotilla/app:nope").await.unwrap_err();
+    let missing = store
+        .pull("registry.example:5000/flotilla/app:nope")
+        .await
+        .unwrap_err();
     assert!(matches!(missing, PullError::NotFound { .. }), "{missing}");
     assert!(missing.reason().contains("manifest unknown") && !missing.retryable());
     source.inject(REF, Fault::Unauthorized);
@@ -258,7 +336,10 @@ async fn registry_refusals_keep_their_reason_and_are_not_retried() {
     source.inject(REF, Fault::Unreachable);
     assert!(store.pull(REF).await.unwrap_err().retryable());
     let invalid = store.pull("Not A Reference!").await.unwrap_err();
-    assert!(matches!(invalid, PullError::InvalidReference { .. }), "{invalid}");
+    assert!(
+        matches!(invalid, PullError::InvalidReference { .. }),
+        "{invalid}"
+    );
 }
 
 #[tokio::test]
@@ -313,7 +394,11 @@ async fn gc_removes_images_no_tag_names_unless_they_are_in_use() {
     assert!(store.get(REF).unwrap().is_some());
     // The layer both share is kept; the old config and layer are gone.
     let blobs = files(&dir.path().join("images/blobs/sha256"));
-    assert_eq!(blobs.len(), 3, "the new config and layer, the shared layer: {blobs:?}");
+    assert_eq!(
+        blobs.len(),
+        3,
+        "the new config and layer, the shared layer: {blobs:?}"
+    );
 }
 
 #[tokio::test]
@@ -321,7 +406,9 @@ async fn over_budget_gc_removes_the_least_recently_used_unused_images() {
     let dir = tempfile::tempdir().unwrap();
     let source = MemorySource::new();
     let probe = store(dir.path(), &source);
-    let refs: Vec<String> = (0..3).map(|i| format!("registry.example:5000/app{i}:1")).collect();
+    let refs: Vec<String> = (0..3)
+        .map(|i| format!("registry.example:5000/app{i}:1"))
+        .collect();
     let mut sizes = Vec::new();
     for (i, r) in refs.iter().enumerate() {
         source.add_image(r, &image(&format!("image {i}")));
@@ -331,12 +418,18 @@ async fn over_budget_gc_removes_the_least_recently_used_unused_images() {
     drop(probe);
     // Room for about two of the three (they share one layer).
     let store = ImageStore::open(dir.path().join("images"), source.clone(), total - 10).unwrap();
-    store.get(&refs[0]).unwrap().expect("touch app0: now app1 is the oldest");
+    store
+        .get(&refs[0])
+        .unwrap()
+        .expect("touch app0: now app1 is the oldest");
 
     // app1 is the least recently used, but in use: app2 goes.
     let report = store.gc(&BTreeSet::from([refs[1].clone()])).unwrap();
     assert_eq!(report.removed_images.len(), 1);
-    assert!(report.removed_images[0].starts_with("registry.example:5000/app2@"), "{report:?}");
+    assert!(
+        report.removed_images[0].starts_with("registry.example:5000/app2@"),
+        "{report:?}"
+    );
     assert!(report.used_bytes <= total - 10);
     assert!(store.get(&refs[2]).unwrap().is_none());
     assert!(store.get(&refs[0]).unwrap().is_some() && store.get(&refs[1]).unwrap().is_some());
