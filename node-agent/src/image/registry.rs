@@ -487,18 +487,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty_file = dir.path().join("empty.pem");
         std::fs::write(&empty_file, b"").unwrap();
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "image::registry::tests::child_without_system_cas",
-                "--include-ignored",
-                "--test-threads=1",
-            ])
-            .env("FLOTILLA_TEST_NO_CAS", "1")
-            .env("SSL_CERT_FILE", &empty_file)
-            .env("SSL_CERT_DIR", dir.path())
-            .output()
-            .unwrap();
+        let run = |program: &std::ffi::OsStr, prefix: &[std::ffi::OsString]| {
+            std::process::Command::new(program)
+                .args(prefix)
+                .args([
+                    "--exact",
+                    "image::registry::tests::child_without_system_cas",
+                    "--include-ignored",
+                    "--test-threads=1",
+                ])
+                .env("FLOTILLA_TEST_NO_CAS", "1")
+                .env("SSL_CERT_FILE", &empty_file)
+                .env("SSL_CERT_DIR", dir.path())
+                .output()
+        };
+        let exe = std::env::current_exe().unwrap();
+        let out = match run(exe.as_os_str(), &[]) {
+            // Under qemu-user without binfmt (scripts/test.sh's ARM run), the
+            // child goes through the same emulator.
+            Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
+                let qemu = format!("qemu-{}-static", std::env::consts::ARCH);
+                run(qemu.as_ref(), &[exe.into_os_string()])
+            }
+            other => other,
+        }
+        .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && stdout.contains("1 passed"),
