@@ -5,7 +5,7 @@ set -euo pipefail
 
 need_apt=()
 for pkg in qemu-user-static clang lld llvm file busybox-static runc nftables iproute2 \
-    etcd-server etcd-client protobuf-compiler; do
+    etcd-server etcd-client protobuf-compiler docker-registry; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 # kubectl may come with the machine image; Debian's package is the fallback.

@@ -10,3 +10,5 @@ pub mod fleet;
 pub mod hub;
 pub mod kubectl;
 pub mod lincheck;
+pub mod oci_image;
+pub mod registry;
