@@ -1,7 +1,9 @@
 //! File-system calls std does not offer on stable Rust.
 
 use std::ffi::CString;
+use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -18,6 +20,56 @@ pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Sets the extended attribute `name` of an open file, `fsetxattr(2)`.
+pub fn fsetxattr(file: &File, name: &str, value: &[u8]) -> io::Result<()> {
+    let c_name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))?;
+    // SAFETY: the fd is open for the duration of the call (borrowed from
+    // `file`); `c_name` is NUL-terminated and `value` is valid for
+    // `value.len()` bytes; fsetxattr only reads them.
+    let rc = unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            c_name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The extended attribute `name` of an open file, `fgetxattr(2)`; `None`
+/// when the file does not have it.
+pub fn fgetxattr(file: &File, name: &str) -> io::Result<Option<Vec<u8>>> {
+    let c_name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))?;
+    // Attribute values are at most 64 KiB (XATTR_SIZE_MAX).
+    let mut value = vec![0u8; 64 * 1024];
+    // SAFETY: the fd is open for the duration of the call; `c_name` is
+    // NUL-terminated; `value` is writable for `value.len()` bytes.
+    let rc = unsafe {
+        libc::fgetxattr(
+            file.as_raw_fd(),
+            c_name.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ENODATA) => Ok(None),
+            _ => Err(err),
+        };
+    }
+    value.truncate(rc as usize);
+    Ok(Some(value))
 }
 
 /// The process's effective user id, `geteuid(2)`.
@@ -44,6 +96,23 @@ mod tests {
         );
         let err = mkfifo(&path, 0o640).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    }
+
+    #[test]
+    fn user_xattrs_round_trip_and_a_missing_one_is_none() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let file = file.as_file();
+        assert_eq!(fgetxattr(file, "user.flotilla.test").unwrap(), None);
+        match fsetxattr(file, "user.flotilla.test", b"value") {
+            Ok(()) => {}
+            // Some file systems (older tmpfs) have no user xattrs.
+            Err(err) if err.raw_os_error() == Some(libc::EOPNOTSUPP) => return,
+            Err(err) => panic!("fsetxattr: {err}"),
+        }
+        assert_eq!(
+            fgetxattr(file, "user.flotilla.test").unwrap().as_deref(),
+            Some(&b"value"[..])
+        );
     }
 
     #[test]

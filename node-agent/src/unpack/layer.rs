@@ -26,9 +26,10 @@
 //!
 //! Ownership: as root the tar's uid and gid are applied and failures are
 //! errors; otherwise a `chown` refused with `EPERM` or `EINVAL` is ignored so
-//! that tests and rootless use work with the caller's ids. Extended
-//! attributes (e.g. `security.capability`) are not applied, and symlink and
-//! FIFO times are left at the time of writing.
+//! that tests and rootless use work with the caller's ids. Of the extended
+//! attributes only `security.capability` (file capabilities, as on `ping`) is
+//! applied, from the PAX `SCHILY.xattr.` records. Symlink and FIFO times are
+//! left at the time of writing.
 //!
 //! The diff id is the SHA-256 of the whole uncompressed stream, including the
 //! end-of-archive blocks and any padding after them.
@@ -55,6 +56,8 @@ pub type LayerDigest = String;
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
+const CAPABILITY_XATTR: &str = "security.capability";
+const PAX_CAPABILITY: &str = "SCHILY.xattr.security.capability";
 
 /// Applies the layer read from `layer` (compressed as `compression`) on top
 /// of the directory `rootfs`, and returns the layer's diff id.
@@ -272,6 +275,7 @@ impl Applier<'_> {
         header: &Header,
         entry: &mut Entry<'_, R>,
     ) -> Result<(), UnpackError> {
+        let capability = file_capability(entry).map_err(corrupt)?;
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -294,7 +298,26 @@ impl Applier<'_> {
         file.set_permissions(Permissions::from_mode(mode))
             .map_err(|e| io_error(path, e))?;
         let times = FileTimes::new().set_modified(header_mtime(shown, header)?);
-        file.set_times(times).map_err(|e| io_error(path, e))
+        file.set_times(times).map_err(|e| io_error(path, e))?;
+        // Last: a chown clears file capabilities.
+        if let Some(capability) = capability {
+            self.set_capability(path, &file, &capability)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a `security.capability` xattr. Ignored, as containerd does,
+    /// when the file system has no xattrs, and when not running as root.
+    fn set_capability(&self, path: &Path, file: &File, value: &[u8]) -> Result<(), UnpackError> {
+        match crate::sys::fs::fsetxattr(file, CAPABILITY_XATTR, value) {
+            Ok(()) => Ok(()),
+            Err(err) if err.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                tracing::warn!(path = %path.display(), "file system has no xattrs: file capability dropped");
+                Ok(())
+            }
+            Err(err) if !self.as_root && err.raw_os_error() == Some(libc::EPERM) => Ok(()),
+            Err(err) => Err(io_error(path, err)),
+        }
     }
 
     fn write_dir(&mut self, shown: &str, path: &Path, header: &Header) -> Result<(), UnpackError> {
@@ -436,6 +459,23 @@ fn clean(name: &Path) -> Option<PathBuf> {
         }
     }
     Some(parts.iter().collect())
+}
+
+/// The `security.capability` xattr from the entry's PAX records
+/// (`SCHILY.xattr.security.capability`), if any. Other xattrs are not
+/// applied: `trusted.*` and `security.selinux` must not come from an image,
+/// and nothing else affects how a container runs.
+fn file_capability<R: Read>(entry: &mut Entry<'_, R>) -> io::Result<Option<Vec<u8>>> {
+    let Some(extensions) = entry.pax_extensions()? else {
+        return Ok(None);
+    };
+    for extension in extensions {
+        let extension = extension?;
+        if extension.key_bytes() == PAX_CAPABILITY.as_bytes() {
+            return Ok(Some(extension.value_bytes().to_vec()));
+        }
+    }
+    Ok(None)
 }
 
 fn link_name<R: Read>(shown: &str, entry: &Entry<'_, R>) -> Result<PathBuf, UnpackError> {

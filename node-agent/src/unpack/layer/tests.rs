@@ -613,3 +613,47 @@ fn a_missing_rootfs_is_an_error() {
     );
     assert!(!missing.exists());
 }
+
+#[test]
+fn file_capabilities_are_applied_and_other_xattrs_are_not() {
+    if crate::sys::fs::effective_uid() != 0 {
+        return; // setting security.capability needs CAP_SETFCAP
+    }
+    // vfs_cap_data revision 2 with CAP_NET_BIND_SERVICE (bit 10) permitted
+    // and the effective flag.
+    let mut capability = 0x0200_0001u32.to_le_bytes().to_vec();
+    for word in [1u32 << 10, 0, 0, 0] {
+        capability.extend(word.to_le_bytes());
+    }
+    let mut builder = tar::Builder::new(Vec::new());
+    builder
+        .append_pax_extensions([
+            ("SCHILY.xattr.security.capability", &capability[..]),
+            ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+        ])
+        .unwrap();
+    let mut header = Header::new_gnu();
+    header.set_entry_type(EntryType::Regular);
+    header.set_mode(0o755);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(MTIME);
+    header.set_size(4);
+    builder
+        .append_data(&mut header, "usr/bin/ping", &b"\x7fELF"[..])
+        .unwrap();
+    let bytes = builder.into_inner().unwrap();
+    let fx = Fixture::new();
+    apply_layer(&fx.root(), &bytes[..], Compression::None).unwrap();
+    let file = File::open(fx.root().join("usr/bin/ping")).unwrap();
+    let stored = crate::sys::fs::fgetxattr(&file, "security.capability").unwrap();
+    assert_eq!(
+        stored.as_deref(),
+        Some(&capability[..]),
+        "set after the chown that clears it"
+    );
+    assert_eq!(
+        crate::sys::fs::fgetxattr(&file, "trusted.overlay.opaque").unwrap(),
+        None
+    );
+}
