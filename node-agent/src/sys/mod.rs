@@ -3,6 +3,9 @@
 //! (std) are preferred where they exist.
 #![allow(unsafe_code)]
 
+pub mod netns;
+pub mod process;
+
 use std::ffi::CString;
 use std::io;
 use std::mem::MaybeUninit;
