@@ -253,7 +253,7 @@ impl RuntimeCli {
                 .is_some_and(|record| record.is_alive());
             if !shim_alive || tokio::time::Instant::now() >= deadline {
                 // The shim is gone without a record (killed): unknown.
-                return Ok(files::read_exit(dir).map_err(Self::io(&exit_path))?);
+                return files::read_exit(dir).map_err(Self::io(&exit_path));
             }
             tokio::time::sleep(CREATE_POLL).await;
         }

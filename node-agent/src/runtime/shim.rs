@@ -92,7 +92,7 @@ pub enum ShimError {
     Io { path: PathBuf, source: io::Error },
     #[error("running {binary}: {source}")]
     Spawn { binary: PathBuf, source: io::Error },
-    #[error("{binary} create {id} {status}: {message}")]
+    #[error("{binary} create {id} failed ({status}): {message}")]
     CreateFailed {
         binary: PathBuf,
         id: String,

@@ -11,7 +11,7 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// `NSFS_MAGIC` from `linux/magic.h`: the filesystem type of namespace files.
@@ -145,7 +145,7 @@ pub fn is_mount_point(path: &Path) -> io::Result<bool> {
     Ok(mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .any(|mount_point| PathBuf::from(unescape_mountinfo(mount_point)) == path))
+        .any(|mount_point| Path::new(&unescape_mountinfo(mount_point)) == path))
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo` octal.
