@@ -98,6 +98,7 @@ impl RuntimeCli {
             std::fs::create_dir_all(&dir)
                 .map_err(|source| RuntimeError::Io { path: dir, source })?;
         }
+        remove_stale_call_logs(&config.work_dir.join("calls"));
         Ok(RuntimeCli {
             config,
             calls: AtomicU64::new(0),
@@ -552,6 +553,20 @@ impl OciRuntime for RuntimeCli {
     }
 }
 
+/// Removes call logs left by an earlier agent process that was killed
+/// during a call (their names carry that process's pid).
+fn remove_stale_call_logs(dir: &Path) {
+    let own = format!("-{}-", std::process::id());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().contains(&own) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Reads a stream to its end, keeping the first `cap` bytes.
 async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize) -> io::Result<Vec<u8>> {
     let mut kept = Vec::new();
@@ -580,5 +595,19 @@ mod tests {
         assert_eq!(kept, vec![7u8; 10]);
         let none = read_capped(None::<&[u8]>, 10).await.expect("read");
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn call_logs_of_an_earlier_process_are_removed_and_our_own_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let own = dir
+            .path()
+            .join(format!("state-{}-0.log", std::process::id()));
+        let stale = dir.path().join("state-999999999-0.log");
+        std::fs::write(&own, "").expect("write");
+        std::fs::write(&stale, "").expect("write");
+        remove_stale_call_logs(dir.path());
+        assert!(own.exists());
+        assert!(!stale.exists());
     }
 }

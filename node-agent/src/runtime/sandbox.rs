@@ -8,7 +8,8 @@
 //! `/proc/thread-self/ns/*`. `<run_dir>/ns` is first made a private mount
 //! point of itself, so the namespace mounts under it are neither propagated
 //! into other mount namespaces (where they would pin the namespaces after
-//! [`remove`]) nor receive mounts from them.
+//! [`remove`]) nor receive mounts from them. All of this needs root
+//! (CAP_SYS_ADMIN).
 
 use std::fs;
 use std::io;

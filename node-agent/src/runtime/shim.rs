@@ -19,6 +19,10 @@
 //! then reports it stopped, with no exit file, and the agent reports the exit
 //! as unknown. Its output pipes lose their reader, so the container's next
 //! write to stdout or stderr fails with EPIPE (SIGPIPE by default).
+//!
+//! Under systemd the agent's unit needs `KillMode=process` (or the shims
+//! moved to a cgroup of their own, as podman does with conmon); otherwise
+//! stopping the agent kills every shim with it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};

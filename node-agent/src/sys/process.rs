@@ -58,8 +58,17 @@ pub fn setsid() -> io::Result<()> {
 /// `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphaned descendants are reparented
 /// to the caller instead of init, so it can reap them and read their status.
 pub fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER reads only the integer arguments.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    // SAFETY: PR_SET_CHILD_SUBREAPER reads only the integer arguments
+    // (passed at full width, as the variadic prctl expects).
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_CHILD_SUBREAPER,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
