@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in qemu-user-static clang lld llvm file busybox-static runc nftables iproute2 \
+for pkg in qemu-user-static clang lld llvm file busybox-static runc crun nftables iproute2 \
     etcd-server etcd-client protobuf-compiler docker-registry; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -25,6 +25,9 @@ enum Command {
         #[arg(long, default_value = "/var/lib/flotilla")]
         state_dir: std::path::PathBuf,
     },
+    /// Watch one container (started by the agent, not by hand): run the OCI
+    /// runtime's create, keep the container's logs, record its exit.
+    Shim(flotilla_agent::runtime::shim::ShimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             println!("{beat:?}");
             println!("{} bytes on the wire", bytes.len());
         }
+        Command::Shim(args) => std::process::exit(flotilla_agent::runtime::shim::main(&args)),
     }
     Ok(())
 }

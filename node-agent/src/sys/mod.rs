@@ -4,6 +4,8 @@
 #![allow(unsafe_code)]
 
 pub mod fs;
+pub mod netns;
+pub mod process;
 pub mod syncfs;
 
 use std::ffi::CString;
