@@ -6,6 +6,7 @@
 //! written by [`write`], `rootfs/` from [`rootfs::prepare`]. The pod's volumes
 //! and its `/etc/hosts` and `/etc/hostname` come from [`volumes::prepare`].
 
+pub mod limits;
 pub mod rootfs;
 #[cfg(test)]
 mod runc_tests;
