@@ -66,7 +66,8 @@ pub struct BundleInputs<'a> {
     pub volumes: &'a PodVolumes,
     /// `linux.cgroupsPath`: `/flotilla/pod-<uid>/<container-id>`.
     pub cgroups_path: &'a str,
-    /// The pod's hostname (its name); ignored for hostNetwork pods.
+    /// The pod's hostname: its name, or the node's for a hostNetwork pod
+    /// (which keeps the host's UTS namespace, so only `HOSTNAME` uses it).
     pub hostname: &'a str,
     /// Where `Localhost` seccomp profiles live.
     pub seccomp_dir: &'a Path,

@@ -200,7 +200,22 @@ fn ensure_tmpfs(dir: &Path, size: Option<u64>, mode: &str) -> Result<(), VolumeE
         path: dir.to_owned(),
         source,
     })?;
-    if !mounted {
+    if mounted {
+        // A Secret that grew since the mount needs a bigger tmpfs.
+        let current =
+            crate::sys::filesystem_space(&canonical).map_err(|source| VolumeError::Mount {
+                path: dir.to_owned(),
+                source,
+            })?;
+        if let Some(size) = size.filter(|s| *s > current.total_bytes) {
+            mount::remount(&canonical, mount::MountFlags::DATA, &format!("size={size}")).map_err(
+                |source| VolumeError::Mount {
+                    path: dir.to_owned(),
+                    source,
+                },
+            )?;
+        }
+    } else {
         let mut data = format!("mode={mode}");
         if let Some(size) = size {
             data.push_str(&format!(",size={size}"));
@@ -379,6 +394,8 @@ fn write_files(
     fs_group: Option<u32>,
 ) -> Result<(), VolumeError> {
     let planned = plan_files(volume, set)?;
+    let wanted: BTreeSet<&Path> = planned.iter().map(|(rel, _, _)| *rel).collect();
+    remove_stale(dir, Path::new(""), &wanted)?;
     for (rel, mode, data) in planned {
         let target = dir.join(rel);
         let mut parent = dir.to_owned();
@@ -405,6 +422,30 @@ fn write_files(
     }
     if let Some(gid) = fs_group {
         own_tree(dir, gid, 0o2050, 0o040)?;
+    }
+    Ok(())
+}
+
+/// Removes what an earlier version of the ConfigMap or Secret left in
+/// `dir` that the new one does not list (kubelet's behaviour on update).
+fn remove_stale(dir: &Path, rel: &Path, wanted: &BTreeSet<&Path>) -> Result<(), VolumeError> {
+    let here = dir.join(rel);
+    let err = |source| VolumeError::Remove {
+        path: here.clone(),
+        source,
+    };
+    for entry in fs::read_dir(&here).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        let child = rel.join(entry.file_name());
+        let is_dir = entry.file_type().map_err(err)?.is_dir();
+        if is_dir && wanted.iter().any(|w| w.starts_with(&child) && *w != child) {
+            remove_stale(dir, &child, wanted)?;
+        } else if is_dir {
+            remove_all(&dir.join(&child))?;
+        } else if !wanted.contains(child.as_path()) {
+            let path = dir.join(&child);
+            fs::remove_file(&path).map_err(|source| VolumeError::Remove { path, source })?;
+        }
     }
     Ok(())
 }

@@ -88,6 +88,29 @@ pub fn mount_fs(
     Ok(())
 }
 
+/// Changes the options of the mount at `target` (`MS_REMOUNT`), e.g. a
+/// tmpfs's `size=`; `flags` must repeat the mount's flags.
+pub fn remount(target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
+    let target = c_path(target)?;
+    let data = c_str(data)?;
+    // SAFETY: `target` and `data` are valid NUL-terminated strings that live
+    // until the call returns; source and fstype are ignored for a remount
+    // and may be NULL.
+    let rc = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            target.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REMOUNT | flags.bits(),
+            data.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `mkfifo(2)`: a named pipe at `path` with `mode` (less the umask).
 pub fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
     let path = c_path(path)?;
@@ -247,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tmpfs_mount_reports_its_magic_and_unmounts() {
+    fn a_tmpfs_mount_reports_its_magic_grows_by_remount_and_unmounts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let target = dir.path().join("t");
         std::fs::create_dir(&target).expect("mkdir");
@@ -261,7 +284,10 @@ mod tests {
         .expect("mount tmpfs");
         let magic = filesystem_magic(&target);
         let mounted = is_mount_point(&target);
+        let grown = remount(&target, MountFlags::DATA, "size=131072")
+            .and_then(|()| crate::sys::filesystem_space(&target));
         unmount(&target, Unmount::Normal).expect("unmount");
+        assert_eq!(grown.expect("remount").total_bytes, 131072);
         assert_eq!(magic.expect("statfs"), TMPFS_MAGIC);
         assert!(mounted.expect("mountinfo"));
         assert!(!is_mount_point(&target).expect("mountinfo"));

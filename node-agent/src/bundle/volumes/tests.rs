@@ -306,3 +306,56 @@ fn the_pod_gets_hosts_and_hostname_files_naming_it() {
         Path::new("/etc/resolv.conf").is_file()
     );
 }
+
+#[test]
+fn an_updated_config_map_drops_removed_keys_and_replaces_changed_ones() {
+    let dirs = Dirs::new();
+    let v1 = pod(vec![volume(
+        "conf",
+        VolumeSource::ConfigMap(files(
+            0o644,
+            &[
+                ("a", None, "1"),
+                ("old/x", None, "x"),
+                ("keep/y", None, "y"),
+            ],
+        )),
+    )]);
+    let conf = dirs.prepare(&v1).unwrap().volumes["conf"].clone();
+    assert!(conf.join("old/x").exists());
+    // `a` turns from a file into a directory, `old/` goes, `keep/y` changes.
+    let v2 = pod(vec![volume(
+        "conf",
+        VolumeSource::ConfigMap(files(0o644, &[("a/b", None, "2"), ("keep/y", None, "y2")])),
+    )]);
+    dirs.prepare(&v2).unwrap();
+    assert_eq!(fs::read_to_string(conf.join("a/b")).unwrap(), "2");
+    assert_eq!(fs::read_to_string(conf.join("keep/y")).unwrap(), "y2");
+    assert!(!conf.join("old").exists());
+    let mut names: Vec<_> = fs::read_dir(&conf)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "keep"]);
+}
+
+#[test]
+fn a_secret_that_grows_gets_a_bigger_tmpfs_on_the_next_prepare() {
+    let dirs = Dirs::new();
+    let small = pod(vec![volume(
+        "s",
+        VolumeSource::Secret(files(0o600, &[("k", None, "v")])),
+    )]);
+    let path = dirs.prepare(&small).unwrap().volumes["s"].clone();
+    let before = crate::sys::filesystem_space(&path).unwrap().total_bytes;
+    let big_value = "x".repeat(3 << 20);
+    let big = pod(vec![volume(
+        "s",
+        VolumeSource::Secret(files(0o600, &[("k", None, big_value.as_str())])),
+    )]);
+    dirs.prepare(&big).unwrap();
+    assert_eq!(mounts_at(&path), 1);
+    assert!(crate::sys::filesystem_space(&path).unwrap().total_bytes > before);
+    assert_eq!(fs::metadata(path.join("k")).unwrap().len(), 3 << 20);
+}
