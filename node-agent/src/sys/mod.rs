@@ -14,6 +14,8 @@ use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+pub mod mount;
+
 /// Space on the filesystem holding a path, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FilesystemSpace {
