@@ -105,6 +105,8 @@ pub enum BundleError {
     },
     #[error("invalid seccomp profile {path}: {detail}")]
     SeccompProfileInvalid { path: PathBuf, detail: String },
+    #[error("invalid cgroups path: {0}")]
+    CgroupsPath(#[from] crate::cgroup::CgroupError),
     #[error("cannot serialize config.json: {0}")]
     Serialize(serde_json::Error),
     #[error("cannot write {path}: {source}")]
@@ -453,6 +455,7 @@ fn linux(inputs: &BundleInputs<'_>, caps: &Capabilities) -> Result<Linux, Bundle
     }
 
     let security = &inputs.container.security;
+    crate::cgroup::validate_path(inputs.cgroups_path)?;
     let mut linux = Linux::default();
     linux.set_namespaces(Some(namespaces));
     linux.set_cgroups_path(Some(PathBuf::from(inputs.cgroups_path)));

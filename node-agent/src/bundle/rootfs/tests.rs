@@ -159,3 +159,21 @@ fn a_missing_image_rootfs_is_an_error_before_anything_is_made() {
     assert!(matches!(err, RootfsError::NoImage { .. }));
     assert!(!tmp.path().join("c5").exists());
 }
+
+#[test]
+fn when_overlayfs_refuses_the_container_dir_the_rootfs_is_copied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = image(tmp.path());
+    // A container dir on an overlayfs: overlayfs refuses another overlay's
+    // upper layer there, which is what prepare must survive.
+    let outer = Container(tmp.path().join("outer"));
+    prepare(&image, &outer.0).unwrap();
+    let ctr = Container(outer.0.join("rootfs/containers/c6"));
+    assert_eq!(prepare(&image, &ctr.0).unwrap(), RootfsKind::Copy);
+    assert!(!ctr.0.join("upper").exists() && !ctr.0.join("work").exists());
+    assert_eq!(
+        fs::read_to_string(ctr.0.join("rootfs/etc/motd")).unwrap(),
+        "hello\n"
+    );
+    release(&ctr.0).unwrap();
+}

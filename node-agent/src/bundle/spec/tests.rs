@@ -497,7 +497,7 @@ fn a_volume_at_etc_hosts_replaces_the_pod_file() {
 }
 
 #[test]
-fn a_sandbox_that_disagrees_with_host_network_is_an_error() {
+fn a_sandbox_that_disagrees_with_host_network_or_a_bad_cgroups_path_is_an_error() {
     let f = Fixture::new();
     let p = pod(plain_container());
     let err = build(&BundleInputs {
@@ -515,6 +515,21 @@ fn a_sandbox_that_disagrees_with_host_network_is_an_error() {
     })
     .unwrap_err();
     assert!(matches!(err, BundleError::SandboxMismatch { .. }));
+    let err = build(&BundleInputs {
+        pod: &p,
+        container: &p.containers[0],
+        image: &image(""),
+        rootfs: &f.tmp.path().join("rootfs"),
+        namespaces: &f.sandbox,
+        volumes: &f.volumes,
+        cgroups_path: "flotilla/../../escape",
+        hostname: "web",
+        seccomp_dir: &f.tmp.path().join("seccomp"),
+        cgroup_layout: Layout::V2,
+        node_memory_bytes: 1 << 30,
+    })
+    .unwrap_err();
+    assert!(matches!(err, BundleError::CgroupsPath(_)), "{err}");
 }
 
 #[test]
