@@ -6,6 +6,7 @@
 //!
 //! Unsafe code is allowed only in [`sys`], the agent's narrow door to the kernel.
 
+pub mod agent;
 pub mod bundle;
 pub mod cgroup;
 pub mod image;

@@ -25,6 +25,9 @@ enum Command {
         #[arg(long, default_value = "/var/lib/flotilla")]
         state_dir: std::path::PathBuf,
     },
+    /// Run the device's pods from a desired-state file, adopting what
+    /// already runs.
+    Run(flotilla_agent::agent::cli::RunArgs),
     /// Watch one container (started by the agent, not by hand): run the OCI
     /// runtime's create, keep the container's logs, record its exit.
     Shim(flotilla_agent::runtime::shim::ShimArgs),
@@ -48,6 +51,16 @@ fn main() -> anyhow::Result<()> {
             ));
             println!("{beat:?}");
             println!("{} bytes on the wire", bytes.len());
+        }
+        Command::Run(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            flotilla_agent::agent::cli::run(args)?;
         }
         Command::Shim(args) => std::process::exit(flotilla_agent::runtime::shim::main(&args)),
     }

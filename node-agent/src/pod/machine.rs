@@ -396,6 +396,7 @@ impl PodState {
                 }
             }
             Event::Missing { id } => {
+                self.live.busy.remove(&Busy::Run(id.clone()));
                 self.live.observed.insert(id.clone(), Observed::Missing);
                 let Some(slot) = self.slot_of_run(&id) else {
                     // A run to remove that is already gone.

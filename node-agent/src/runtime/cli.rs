@@ -32,6 +32,10 @@ use super::{
 };
 use crate::sys::process as sysproc;
 
+/// How often [`OciRuntime::wait`] asks the runtime about a container whose
+/// shim is gone.
+const UNWATCHED_POLL: Duration = Duration::from_secs(2);
+
 /// How a [`RuntimeCli`] runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuntimeCliConfig {
@@ -459,6 +463,35 @@ impl OciRuntime for RuntimeCli {
         }
         infos.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(infos)
+    }
+
+    async fn wait(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        validate_id(id)?;
+        // While the shim lives, its exit is the container's (it writes the
+        // exit file first): sleep on a pidfd of the shim. Without a shim (it
+        // was killed) ask the runtime now and then.
+        loop {
+            let shim = self
+                .shim_dir(id)
+                .and_then(|dir| ShimRecord::read(&dir).ok().flatten())
+                .filter(ShimRecord::is_alive);
+            let watched = match shim {
+                Some(shim) => crate::sys::process::exited(shim.pid).await.is_ok(),
+                None => false,
+            };
+            if !watched {
+                match self.state(id).await? {
+                    Some(info) if info.status == Status::Stopped => return Ok(Some(info)),
+                    None => return Ok(None),
+                    Some(_) => tokio::time::sleep(UNWATCHED_POLL).await,
+                }
+                continue;
+            }
+            match self.state(id).await? {
+                Some(info) if info.status != Status::Stopped => continue,
+                other => return Ok(other),
+            }
+        }
     }
 
     async fn exec(

@@ -299,6 +299,17 @@ impl OciRuntime for MemoryRuntime {
             .collect())
     }
 
+    async fn wait(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        loop {
+            match self.state(id).await? {
+                Some(info) if info.status != Status::Stopped => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
     async fn exec(
         &self,
         id: &str,

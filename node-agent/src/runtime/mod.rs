@@ -117,6 +117,13 @@ pub trait OciRuntime {
     ) -> impl Future<Output = Result<Option<ContainerInfo>, RuntimeError>> + Send;
     /// Every container this runtime holds, with exits where recorded.
     fn list(&self) -> impl Future<Output = Result<Vec<ContainerInfo>, RuntimeError>> + Send;
+    /// Waits until the container has stopped and returns its exit: `Ok(None)`
+    /// when the runtime does not know it, `Some` with `exit: None` inside the
+    /// info when it stopped but its exit is unknown.
+    fn wait(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ContainerInfo>, RuntimeError>> + Send;
     /// Runs `argv` in the running container and waits at most `timeout`.
     fn exec(
         &self,

@@ -52,6 +52,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Replaces `path` by a temp file and a rename, without fsync: for files on
+/// tmpfs that change often, where a reader must never see half a file but
+/// durability does not matter.
+pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+}
+
 /// The agent's state directory.
 #[derive(Clone, Debug)]
 pub struct StateDir {
@@ -169,6 +178,38 @@ impl StateDir {
         })?;
         let path = dir.join("record.json");
         let bytes = serde_json::to_vec(record).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+    }
+
+    /// The pod's spec as last accepted (kept so that a pod that left the
+    /// desired state while the agent was down can still be stopped properly).
+    pub fn load_pod(&self, uid: &str) -> Result<Option<flotilla_shared::wire::Pod>, StateError> {
+        let path = self.pod_dir(uid).join("pod.bin");
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        postcard::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Writes the pod's spec.
+    pub fn store_pod(&self, pod: &flotilla_shared::wire::Pod) -> Result<(), StateError> {
+        let dir = self.pod_dir(&pod.uid);
+        fs::create_dir_all(&dir).map_err(|source| StateError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = dir.join("pod.bin");
+        let bytes = postcard::to_allocvec(pod).map_err(|e| StateError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
         })?;

@@ -74,6 +74,20 @@ pub fn system_load() -> io::Result<SystemLoad> {
     })
 }
 
+/// The device's memory in bytes, from `sysinfo(2)`.
+#[allow(clippy::unnecessary_cast)] // c_ulong is 32 bits on armv7
+pub fn memory_total_bytes() -> io::Result<u64> {
+    let mut info = MaybeUninit::<libc::sysinfo>::uninit();
+    // SAFETY: `info` points to writable memory of the size sysinfo fills.
+    let rc = unsafe { libc::sysinfo(info.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: sysinfo returned 0, so it initialised the whole struct.
+    let info = unsafe { info.assume_init() };
+    Ok((info.totalram as u64).saturating_mul(u64::from(info.mem_unit.max(1))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,166 @@
+//! `flotilla-agent run`: the agent on a real device, fed from a
+//! desired-state file (the MQTT link comes with the device link).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::{mpsc, watch};
+
+use super::{Clock, LinuxHost, Paths, Services, feed};
+use crate::cgroup::CgroupFs;
+use crate::image::{Credentials, ImageStore, RegistryConfig, RegistrySource};
+use crate::runtime::{RuntimeCli, RuntimeCliConfig, RuntimePreference};
+use crate::state::StateDir;
+
+/// Options of `flotilla-agent run`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// The device's node name.
+    #[arg(long)]
+    pub node: String,
+    /// Durable state: desired state, pod records, images, bundles.
+    #[arg(long, default_value = "/var/lib/flotilla")]
+    pub state_dir: PathBuf,
+    /// Volatile state (a tmpfs): namespaces, secrets, runtime state, statuses.
+    #[arg(long, default_value = "/run/flotilla")]
+    pub run_dir: PathBuf,
+    /// A desired-state file to follow (JSON if it ends in .json, else postcard).
+    #[arg(long)]
+    pub desired_file: PathBuf,
+    /// Where each pod's status is written as `<uid>.json` (default `<run-dir>/status`).
+    #[arg(long)]
+    pub status_dir: Option<PathBuf>,
+    /// The OCI runtime: auto (crun if it can run here, else runc), crun, runc or a path.
+    #[arg(long, default_value = "auto")]
+    pub runtime: String,
+    /// A registry (`host:port`) reached over plain HTTP; repeatable.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// A PEM file of CA certificates trusted for registries, besides the system's.
+    #[arg(long = "registry-ca")]
+    pub registry_cas: Vec<PathBuf>,
+    /// A JSON file of registry credentials:
+    /// `{"host:port": {"username": "u", "password": "p"} | {"token": "t"}}`.
+    #[arg(long)]
+    pub registry_auth_file: Option<PathBuf>,
+    /// Disk the image store may use, in MiB.
+    #[arg(long, default_value_t = 4096)]
+    pub image_budget_mib: u64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum AuthEntry {
+    Basic { username: String, password: String },
+    Bearer { token: String },
+}
+
+fn credentials(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, Credentials>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let entries: BTreeMap<String, AuthEntry> = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a registry credentials file", path.display()))?;
+    Ok(entries
+        .into_iter()
+        .map(|(host, entry)| {
+            let credentials = match entry {
+                AuthEntry::Basic { username, password } => {
+                    Credentials::Basic { username, password }
+                }
+                AuthEntry::Bearer { token } => Credentials::Bearer { token },
+            };
+            (host, credentials)
+        })
+        .collect())
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    flotilla_shared::wire::topics::validate_node_name(&args.node)?;
+    // One thread: the agent's work is I/O and waiting; blocking file and
+    // mount work goes to tokio's blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: RunArgs) -> anyhow::Result<()> {
+    let paths = Paths {
+        state_dir: args.state_dir.clone(),
+        run_dir: args.run_dir.clone(),
+    };
+    let state = StateDir::open(&paths.state_dir)?;
+    let preference: RuntimePreference = args
+        .runtime
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--runtime: {e}"))?;
+    let choice = crate::runtime::choose(&preference, std::path::Path::new("/sys/fs/cgroup"))?;
+    if let Some(reason) = &choice.fallback_reason {
+        tracing::warn!(%reason, binary = %choice.binary.display(), "crun cannot run here; using runc");
+    }
+    let runtime = RuntimeCli::new(RuntimeCliConfig::new(
+        &choice,
+        &paths.run_dir.join("runtime"),
+        &paths.run_dir.join("shims"),
+    ))?;
+    let mut registry = RegistryConfig {
+        plain_http: args.insecure_registries.clone(),
+        ..RegistryConfig::default()
+    };
+    for ca in &args.registry_cas {
+        registry
+            .extra_ca_pem
+            .push(std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?);
+    }
+    if let Some(file) = &args.registry_auth_file {
+        registry.credentials = credentials(file)?;
+    }
+    let images = ImageStore::open(
+        paths.state_dir.join("images"),
+        RegistrySource::new(registry)?,
+        args.image_budget_mib.saturating_mul(1024 * 1024),
+    )?;
+    let host = LinuxHost {
+        paths: paths.clone(),
+        cgroups: CgroupFs::detect()?,
+    };
+    let services = Arc::new(Services {
+        node: args.node.clone(),
+        runtime,
+        images,
+        host,
+        state,
+        paths: paths.clone(),
+        clock: Clock::new(),
+    });
+    let (desired_tx, desired_rx) = watch::channel(None);
+    let (status_tx, status_rx) = mpsc::unbounded_channel();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(feed::watch_file(
+        args.desired_file.clone(),
+        Duration::from_millis(200),
+        desired_tx,
+    ));
+    tokio::spawn(feed::write_statuses(
+        args.status_dir
+            .clone()
+            .unwrap_or_else(|| paths.run_dir.join("status")),
+        status_rx,
+    ));
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        let _ = shutdown_tx.send(true);
+    });
+    tracing::info!(node = %args.node, runtime = %choice.binary.display(), "agent running");
+    super::run(services, desired_rx, status_tx, shutdown_rx).await?;
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! The agent's runtime: it takes desired states, keeps one worker per pod
+//! that drives the pure [`crate::pod`] state machine, and executes its
+//! commands against the image store, the OCI runtime and the [`Host`].
+//!
+//! On start, with or without a hub, it adopts what the runtime still runs:
+//! each pod's record names its runs, the runtime confirms them, runs the
+//! records do not claim are removed, and nothing is started twice.
+
+mod adopt;
+pub mod cli;
+mod execute;
+pub mod feed;
+mod host;
+mod probe;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_shared::wire::{DesiredState, Pod, PodStatusUpdate};
+use tokio::sync::{mpsc, watch};
+
+pub use host::{Host, LinuxHost, MemoryHost, SandboxInfo};
+
+use crate::image::{ImageSource, ImageStore};
+use crate::runtime::OciRuntime;
+use crate::state::{StateDir, StateError};
+
+/// Milliseconds since the Unix epoch, advancing with tokio's clock (so that
+/// tests with paused time move it too).
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    base_ms: u64,
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        let base_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Clock {
+            base_ms,
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.base_ms + self.start.elapsed().as_millis() as u64
+    }
+
+    /// The tokio instant of a Unix-ms time.
+    pub fn instant_of(&self, at_ms: u64) -> tokio::time::Instant {
+        self.start + Duration::from_millis(at_ms.saturating_sub(self.base_ms))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// Where the agent keeps things.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// Durable: desired state, pod records, images, container bundles.
+    pub state_dir: PathBuf,
+    /// Volatile (tmpfs): namespaces, secret volumes, runtime state.
+    pub run_dir: PathBuf,
+}
+
+impl Paths {
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.state_dir.join("containers").join(id)
+    }
+}
+
+/// Everything a pod worker needs, shared.
+#[derive(Debug)]
+pub struct Services<R, S, H> {
+    pub node: String,
+    pub runtime: R,
+    pub images: ImageStore<S>,
+    pub host: H,
+    pub state: StateDir,
+    pub paths: Paths,
+    pub clock: Clock,
+}
+
+/// Errors that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("listing the runtime's containers: {0}")]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error("desired state for node {got:?} refused: this is node {node:?}")]
+    WrongNode { node: String, got: String },
+}
+
+/// Messages a pod worker gets from the agent.
+#[derive(Debug)]
+enum ToWorker {
+    Spec(Box<Pod>),
+    /// The pod left the desired state: stop it with its own grace period.
+    Gone,
+}
+
+struct WorkerHandle {
+    tx: mpsc::UnboundedSender<ToWorker>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the agent until `shutdown` turns true: applies each desired state
+/// from `desired` (after persisting it), reports pod statuses on `status`.
+/// Containers keep running when the agent stops.
+pub async fn run<R, S, H>(
+    services: Arc<Services<R, S, H>>,
+    mut desired: watch::Receiver<Option<DesiredState>>,
+    status: mpsc::UnboundedSender<PodStatusUpdate>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), AgentError>
+where
+    R: OciRuntime + Send + Sync + 'static,
+    S: ImageSource,
+    H: Host,
+{
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    let mut held = services.state.load_desired()?;
+    let adopted = adopt::adopt(&services, held.as_ref()).await?;
+    let mut workers: BTreeMap<String, WorkerHandle> = BTreeMap::new();
+    let mut revision = held.as_ref().map(|d| d.revision);
+    for pod in adopted {
+        let uid = pod.spec.uid.clone();
+        let handle = spawn_worker(
+            &services, pod.state, pod.spec, pod.events, &status, &done_tx,
+        );
+        if pod.gone {
+            let _ = handle.tx.send(ToWorker::Gone);
+        }
+        workers.insert(uid, handle);
+    }
+    if let Some(held) = &held {
+        apply_desired(&services, held, &mut workers, &status, &done_tx);
+    }
+    loop {
+        tokio::select! {
+            changed = desired.changed() => {
+                if changed.is_err() {
+                    // The feed is gone: keep running what we have.
+                    desired = watch::channel(None).1;
+                    continue;
+                }
+                let Some(next) = desired.borrow_and_update().clone() else { continue };
+                if next.node != services.node {
+                    tracing::warn!(node = %services.node, got = %next.node, "desired state for another node refused");
+                    continue;
+                }
+                if revision.is_some_and(|r| next.revision < r) {
+                    tracing::info!(revision = next.revision, held = ?revision, "older desired state ignored");
+                    continue;
+                }
+                services.state.store_desired(&next)?;
+                revision = Some(next.revision);
+                apply_desired(&services, &next, &mut workers, &status, &done_tx);
+                held = Some(next);
+            }
+            Some(uid) = done_rx.recv() => {
+                let desired_now = held.as_ref().is_some_and(|d| d.pods.iter().any(|p| p.uid == uid));
+                if let Some(handle) = workers.remove(&uid) {
+                    let _ = handle.task.await;
+                }
+                if !desired_now {
+                    if let Err(error) = services.state.remove_pod(&uid) {
+                        tracing::warn!(%uid, %error, "removing a finished pod's state");
+                    }
+                }
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    for handle in workers.values() {
+                        handle.task.abort();
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn apply_desired<R, S, H>(
+    services: &Arc<Services<R, S, H>>,
+    desired: &DesiredState,
+    workers: &mut BTreeMap<String, WorkerHandle>,
+    status: &mpsc::UnboundedSender<PodStatusUpdate>,
+    done: &mpsc::UnboundedSender<String>,
+) where
+    R: OciRuntime + Send + Sync + 'static,
+    S: ImageSource,
+    H: Host,
+{
+    let now = services.clock.now_ms();
+    for pod in &desired.pods {
+        match workers.get(&pod.uid) {
+            Some(handle) => {
+                let _ = handle.tx.send(ToWorker::Spec(Box::new(pod.clone())));
+            }
+            None => {
+                let state = crate::pod::PodState::new(pod, now);
+                let handle = spawn_worker(services, state, pod.clone(), Vec::new(), status, done);
+                workers.insert(pod.uid.clone(), handle);
+            }
+        }
+    }
+    for (uid, handle) in workers.iter() {
+        if !desired.pods.iter().any(|p| &p.uid == uid) {
+            let _ = handle.tx.send(ToWorker::Gone);
+        }
+    }
+}
+
+fn spawn_worker<R, S, H>(
+    services: &Arc<Services<R, S, H>>,
+    state: crate::pod::PodState,
+    spec: Pod,
+    events: Vec<crate::pod::Event>,
+    status: &mpsc::UnboundedSender<PodStatusUpdate>,
+    done: &mpsc::UnboundedSender<String>,
+) -> WorkerHandle
+where
+    R: OciRuntime + Send + Sync + 'static,
+    S: ImageSource,
+    H: Host,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(worker::run(
+        Arc::clone(services),
+        state,
+        spec,
+        events,
+        rx,
+        status.clone(),
+        done.clone(),
+    ));
+    WorkerHandle { tx, task }
+}

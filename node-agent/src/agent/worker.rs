@@ -1,0 +1,133 @@
+//! One pod's worker: steps the state machine, persists its record before
+//! acting, hands each command to its own task, and feeds the results back.
+//! It sleeps when nothing is due.
+
+use std::sync::Arc;
+
+use flotilla_shared::wire::{Pod, PodStatusUpdate};
+use tokio::sync::mpsc;
+
+use super::{Host, Services, ToWorker, execute};
+use crate::image::ImageSource;
+use crate::pod::{Event, PodState};
+use crate::runtime::OciRuntime;
+
+/// How long a record that could not be written waits before the next try.
+const PERSIST_RETRY_MS: u64 = 1_000;
+
+pub(super) async fn run<R, S, H>(
+    services: Arc<Services<R, S, H>>,
+    mut state: PodState,
+    mut spec: Pod,
+    initial: Vec<Event>,
+    mut inbox: mpsc::UnboundedReceiver<ToWorker>,
+    status: mpsc::UnboundedSender<PodStatusUpdate>,
+    done: mpsc::UnboundedSender<String>,
+) where
+    R: OciRuntime + Send + Sync + 'static,
+    S: ImageSource,
+    H: Host,
+{
+    let uid = spec.uid.clone();
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let mut images = execute::PodImages::default();
+    let mut last_status = None;
+    let mut inbox_open = true;
+    // What the runtime holds of an adopted pod; running runs are watched.
+    let now = services.clock.now_ms();
+    for event in initial {
+        if let Event::Running { id } = &event {
+            execute::watch_exit(&services, &uid, id, &events_tx);
+        }
+        state.apply(&spec, event, now);
+    }
+    if let Err(error) = services
+        .state
+        .store_pod(&spec)
+        .and_then(|()| services.state.store_record(&state.record))
+    {
+        tracing::warn!(%uid, %error, "writing the pod record");
+    }
+    loop {
+        let now = services.clock.now_ms();
+        let step = state.step(&spec, now);
+        let mut wake = step.wake_at_ms;
+        let mut commands = step.commands;
+        if step.persist
+            && let Err(error) = services.state.store_record(&state.record)
+        {
+            // Acting on an unrecorded run could start a duplicate after a
+            // crash: wait and step again.
+            tracing::warn!(%uid, %error, "writing the pod record; retrying");
+            // The state machine marked these busy; give them back.
+            for command in commands.drain(..) {
+                if let Some(event) = execute::undo(&command) {
+                    state.apply(&spec, event, now);
+                }
+            }
+            wake = Some(now + PERSIST_RETRY_MS);
+        }
+        for command in commands {
+            execute::spawn(&services, &spec, &mut images, command, &events_tx);
+        }
+        let current = state.status(&spec, now);
+        if last_status.as_ref() != Some(&current) {
+            let _ = status.send(update(&services.node, &spec, &current, now));
+            last_status = Some(current);
+        }
+        if state.record.finished {
+            let _ = done.send(uid);
+            return;
+        }
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(services.clock.instant_of(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(event) = events.recv() => {
+                let now = services.clock.now_ms();
+                state.apply(&spec, event, now);
+                while let Ok(event) = events.try_recv() {
+                    state.apply(&spec, event, now);
+                }
+            }
+            message = inbox.recv(), if inbox_open => match message {
+                Some(ToWorker::Spec(next)) => {
+                    spec = *next;
+                    if let Some(grace) = spec.deletion_grace_period_seconds {
+                        state.terminate(grace, services.clock.now_ms());
+                    }
+                    if let Err(error) = services.state.store_pod(&spec) {
+                        tracing::warn!(%uid, %error, "writing the pod spec");
+                    }
+                }
+                Some(ToWorker::Gone) => {
+                    let grace = spec
+                        .deletion_grace_period_seconds
+                        .unwrap_or(spec.termination_grace_period_seconds);
+                    state.terminate(grace, services.clock.now_ms());
+                }
+                None => inbox_open = false,
+            },
+            () = sleep => {}
+        }
+    }
+}
+
+fn update(node: &str, spec: &Pod, status: &crate::pod::PodStatus, now_ms: u64) -> PodStatusUpdate {
+    PodStatusUpdate {
+        node: node.to_owned(),
+        pod_uid: spec.uid.clone(),
+        phase: status.phase,
+        reason: status.reason.clone(),
+        message: status.message.clone(),
+        pod_ip: None,
+        start_time_ms: Some(status.start_time_ms),
+        init_containers: status.init_containers.clone(),
+        containers: status.containers.clone(),
+        observed_revision: 0,
+        timestamp_ms: now_ms,
+    }
+}
