@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 target=${1:?usage: build-agent.sh TARGET}
 case "$target" in
     aarch64-unknown-linux-musl | x86_64-unknown-linux-musl)
-        # Pure Rust plus ring: rust-lld links it; no C cross toolchain needed.
+        # Rust plus ring's C and assembly: clang compiles those for the
+        # target (no cross gcc needed), llvm-ar archives them, rust-lld links.
         env_name=$(echo "$target" | tr 'a-z-' 'A-Z_')
+        cc_name=$(echo "$target" | tr '-' '_')
         env "CARGO_TARGET_${env_name}_LINKER=rust-lld" \
+            "CC_${cc_name}=clang" "AR_${cc_name}=llvm-ar" \
             cargo build --locked -q -p flotilla-agent --profile agent --target "$target"
         qemu=qemu-aarch64-static
         [ "$target" = x86_64-unknown-linux-musl ] && qemu=
@@ -24,7 +27,7 @@ case "$target" in
         exit 2
         ;;
 esac
-bin="target/$target/agent/flotilla-agent"
+bin="${CARGO_TARGET_DIR:-target}/$target/agent/flotilla-agent"
 if file "$bin" | grep -q 'dynamically linked'; then
     echo "build-agent.sh: $bin is dynamically linked" >&2
     exit 1

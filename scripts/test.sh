@@ -26,6 +26,7 @@ scripts/build-agent.sh armv7-unknown-linux-musleabihf
 step "ARM unit tests under qemu-aarch64-static (what 'cross test' does, without containers)"
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64-static \
+CC_aarch64_unknown_linux_musl=clang AR_aarch64_unknown_linux_musl=llvm-ar \
     cargo test --locked --target aarch64-unknown-linux-musl -p flotilla-shared -p flotilla-agent
 
 step "fuzz smoke: wire decoding"
