@@ -16,14 +16,13 @@ mod user;
 pub mod volumes;
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use flotilla_shared::wire::{Container, Pod};
 use oci_spec::image::ImageConfiguration;
 
 use crate::cgroup::Layout;
+use crate::state::write_atomic_with_mode;
 
 pub use spec::BundleError;
 
@@ -82,43 +81,18 @@ pub struct BundleInputs<'a> {
 /// or the new one, never a torn one.
 pub fn write(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<(), BundleError> {
     let json = serde_json::to_vec_pretty(spec).map_err(BundleError::Serialize)?;
-    write_atomic(&dir.join("config.json"), &json, 0o600).map_err(|source| BundleError::Write {
-        path: dir.join("config.json"),
-        source,
+    write_atomic_with_mode(&dir.join("config.json"), &json, 0o600).map_err(|source| {
+        BundleError::Write {
+            path: dir.join("config.json"),
+            source,
+        }
     })
-}
-
-/// Temp file beside `path`, fsync, rename, fsync of the parent directory.
-pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let parent = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    // Unique per process and call, so concurrent writers never share a temp file.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = parent.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(parent)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn writing_config_json_replaces_the_old_file_and_leaves_no_temp() {

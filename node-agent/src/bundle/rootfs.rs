@@ -155,9 +155,11 @@ fn copy_rootfs(
     remove_all(rootfs)?;
     copy_tree(image_rootfs, rootfs)?;
     let marker = container_dir.join(COPY_MARKER);
-    super::write_atomic(&marker, b"", 0o600).map_err(|source| RootfsError::Create {
-        path: marker,
-        source,
+    crate::state::write_atomic_with_mode(&marker, b"", 0o600).map_err(|source| {
+        RootfsError::Create {
+            path: marker,
+            source,
+        }
     })
 }
 

@@ -17,7 +17,8 @@ use std::path::{Component, Path, PathBuf};
 
 use flotilla_shared::wire::{FileSet, HostPathKind, Pod, StorageMedium, VolumeSource};
 
-use super::{EtcFiles, PodVolumes, write_atomic};
+use super::{EtcFiles, PodVolumes};
+use crate::state::write_atomic_with_mode;
 use crate::sys::mount::{self, TMPFS_MAGIC, Unmount};
 
 /// The host's resolver configuration, bind-mounted read-only when present.
@@ -413,7 +414,7 @@ fn write_files(
                 Err(_) => create_dir(&parent, 0o755)?,
             }
         }
-        write_atomic(&target, data, mode).map_err(|source| VolumeError::Write {
+        write_atomic_with_mode(&target, data, mode).map_err(|source| VolumeError::Write {
             path: target.clone(),
             source,
         })?;
@@ -463,7 +464,7 @@ fn etc_files(pod: &Pod, pod_state_dir: &Path) -> Result<EtcFiles, VolumeError> {
         (hosts_template(&pod.name), pod.name.clone())
     };
     let write = |path: &Path, text: &str| {
-        write_atomic(path, text.as_bytes(), 0o644).map_err(|source| VolumeError::Write {
+        write_atomic_with_mode(path, text.as_bytes(), 0o644).map_err(|source| VolumeError::Write {
             path: path.to_owned(),
             source,
         })

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -104,7 +103,7 @@ impl Catalog {
     /// Writes the catalog to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec_pretty(self).expect("a catalog serialises");
-        write_atomic(path, &bytes)
+        crate::state::write_atomic(path, &bytes).map_err(StoreError::io(path))
     }
 
     /// Marks an image used now.
@@ -159,27 +158,6 @@ impl Catalog {
             .collect();
         (blobs, rootfs)
     }
-}
-
-/// Temp file, fsync, rename, fsync of the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!("{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(StoreError::io(path))
 }
 
 #[cfg(test)]

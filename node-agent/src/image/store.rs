@@ -321,9 +321,11 @@ impl<S: ImageSource> ImageStore<S> {
         }
         let bytes = resolved.config_bytes.clone();
         let target = path.clone();
-        tokio::task::spawn_blocking(move || super::catalog::write_atomic(&target, &bytes))
-            .await
-            .map_err(|e| PullError::io(&path, std::io::Error::other(e)))??;
+        tokio::task::spawn_blocking(move || {
+            crate::state::write_atomic(&target, &bytes).map_err(StoreError::io(&target))
+        })
+        .await
+        .map_err(|e| PullError::io(&path, std::io::Error::other(e)))??;
         Ok(())
     }
 

@@ -2,11 +2,12 @@
 //! and the agent (reader): `pid` (written by the OCI runtime), `shim.pid`,
 //! `exit`, `runtime.log`, `shim.log`.
 
-use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use super::Exit;
+use crate::state::write_atomic;
 
 /// The container's host pid, written by the runtime's `--pid-file`.
 pub const PID: &str = "pid";
@@ -20,27 +21,6 @@ pub const RUNTIME_LOG: &str = "runtime.log";
 pub const SHIM_LOG: &str = "shim.log";
 /// The container's stdout and stderr in CRI format (rotated to `.1`, ...).
 pub const CONTAINER_LOG: &str = "container.log";
-
-/// Writes `bytes` to `path` through a temp file beside it, fsync, rename and
-/// an fsync of the directory, so a crash leaves the old file or the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
-}
 
 /// Reads a shim's exit file; `None` if there is none yet.
 pub fn read_exit(shim_dir: &Path) -> io::Result<Option<Exit>> {

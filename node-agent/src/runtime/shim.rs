@@ -224,7 +224,7 @@ pub fn run(args: &ShimArgs) -> Result<Exit, ShimError> {
         path: exit_path.clone(),
         source: io::Error::other(e),
     })?;
-    files::write_atomic(&exit_path, &json).map_err(|source| ShimError::Io {
+    crate::state::write_atomic(&exit_path, &json).map_err(|source| ShimError::Io {
         path: exit_path,
         source,
     })?;

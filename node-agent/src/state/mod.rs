@@ -29,36 +29,79 @@ pub enum StateError {
 }
 
 /// Writes `bytes` to `path` atomically: a temp file beside it, fsync,
-/// rename over `path`, fsync of the directory.
+/// rename over `path`, fsync of the directory. A crash leaves the old file
+/// or the new one, never a torn one. The file gets mode `0o666` less the
+/// umask, as with [`fs::File::create`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    replace(path, bytes, 0o666, Durability::Synced)
+}
+
+/// [`write_atomic`] for a file that must have `mode` (less the umask), such
+/// as a secret readable by its owner only.
+pub fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, bytes, mode, Durability::Synced)
 }
 
 /// Replaces `path` by a temp file and a rename, without fsync: for files on
 /// tmpfs that change often, where a reader must never see half a file but
 /// durability does not matter.
 pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
+    replace(path, bytes, 0o666, Durability::Volatile)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// fsync of the file before the rename and of the directory after it.
+    Synced,
+    Volatile,
+}
+
+/// The one implementation behind the `write_atomic*` functions. The temp
+/// file is `.<name>.tmp-<pid>-<n>`: unique per process and call, so
+/// concurrent writers never share one, and recognisable (`.tmp-`) for the
+/// clean-ups after a crash ([`StateDir::open`], the image store's).
+fn replace(path: &Path, bytes: &[u8], mode: u32, durability: Durability) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+
+    // A bare file name has the empty path as parent; fsync `.` for it.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    tmp_name.push(format!(".tmp-{}-{seq}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        // O_NOFOLLOW: a symlink planted at the temp name is not written through.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        if durability == Durability::Synced {
+            file.sync_all()?;
+        }
+        drop(file);
+        fs::rename(&tmp, path)?;
+        if durability == Durability::Synced {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// The agent's state directory.
@@ -290,5 +333,62 @@ mod tests {
         write_atomic(&path, b"second").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"second");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn write_atomic_with_mode_sets_the_mode_and_replaces_an_existing_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        fs::write(&path, b"old").unwrap();
+        write_atomic_with_mode(&path, b"new", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_path_never_share_a_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::thread::scope(|scope| {
+            for i in 0..8u8 {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..20 {
+                        write_atomic(path, &[i; 4096]).unwrap();
+                    }
+                });
+            }
+        });
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 4096);
+        assert!(bytes.iter().all(|b| *b == bytes[0]), "a torn file");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn write_atomic_volatile_replaces_the_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        write_atomic_volatile(&path, b"{\"a\":1}").unwrap();
+        write_atomic_volatile(&path, b"{}").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"{}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_neither_the_file_nor_a_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        // The rename fails: a directory stands at the target.
+        let path = dir.path().join("taken");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&path, b"data").is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["taken"]);
     }
 }
