@@ -191,6 +191,20 @@ pub fn kill_group(pgid: u32, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Waits, without a thread, until process `pid` has exited (its pidfd turns
+/// readable). Needs Linux 5.3; an error means the caller must poll instead.
+pub async fn exited(pid: u32) -> io::Result<()> {
+    let pidfd = pidfd_open(pid)?;
+    // SAFETY: the AsyncFd takes ownership of `pidfd`, a valid descriptor
+    // that nothing else holds, closes or replaces while it is registered.
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts().1)?;
+    let _ready = fd.readable().await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,18 +244,4 @@ mod tests {
             io::ErrorKind::InvalidInput
         );
     }
-}
-
-/// Waits, without a thread, until process `pid` has exited (its pidfd turns
-/// readable). Needs Linux 5.3; an error means the caller must poll instead.
-pub async fn exited(pid: u32) -> io::Result<()> {
-    let pidfd = pidfd_open(pid)?;
-    // SAFETY: the AsyncFd takes ownership of `pidfd`, a valid descriptor
-    // that nothing else holds, closes or replaces while it is registered.
-    let fd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
-    }
-    .map_err(|e| e.into_parts().1)?;
-    let _ready = fd.readable().await?;
-    Ok(())
 }
