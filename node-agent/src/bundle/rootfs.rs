@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::sys::mount::{self, MountFlags, Unmount};
+use crate::sys::mount::{self, MountFlags};
 
 /// Written once a copied rootfs is complete; a copy without it is partial.
 const COPY_MARKER: &str = "rootfs.copied";
@@ -186,7 +186,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), RootfsError> {
     } else if ft.is_file() {
         fs::copy(from, to).map_err(err)?;
     } else if std::os::unix::fs::FileTypeExt::is_fifo(&ft) {
-        mount::make_fifo(to, 0o600).map_err(err)?;
+        crate::sys::fs::mkfifo(to, 0o600).map_err(err)?;
     } else {
         return Err(RootfsError::UnsupportedFile {
             path: from.to_owned(),
@@ -214,19 +214,10 @@ fn remove_all(path: &Path) -> Result<(), RootfsError> {
 pub fn release(container_dir: &Path) -> Result<(), RootfsError> {
     let rootfs = container_dir.join("rootfs");
     if let Ok(canonical) = fs::canonicalize(&rootfs) {
-        let err = |source| RootfsError::Unmount {
+        mount::unmount_all(&canonical).map_err(|source| RootfsError::Unmount {
             path: rootfs.clone(),
             source,
-        };
-        while mount::is_mount_point(&canonical).map_err(err)? {
-            match mount::unmount(&canonical, Unmount::Normal) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    mount::unmount(&canonical, Unmount::Lazy).map_err(err)?;
-                }
-                Err(e) => return Err(err(e)),
-            }
-        }
+        })?;
     }
     // The marker goes first: a crash below leaves a partial copy that the
     // next prepare redoes, never one it trusts.

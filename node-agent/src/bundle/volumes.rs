@@ -19,7 +19,7 @@ use flotilla_shared::wire::{FileSet, HostPathKind, Pod, StorageMedium, VolumeSou
 
 use super::{EtcFiles, PodVolumes};
 use crate::state::write_atomic_with_mode;
-use crate::sys::mount::{self, TMPFS_MAGIC, Unmount};
+use crate::sys::mount::{self, TMPFS_MAGIC};
 
 /// The host's resolver configuration, bind-mounted read-only when present.
 const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -531,21 +531,11 @@ fn unmount_if_mounted(path: &Path) -> Result<(), VolumeError> {
     let Ok(canonical) = fs::canonicalize(path) else {
         return Ok(());
     };
-    let err = |source| VolumeError::Unmount {
+    // Stacked mounts (a crash between mount and record) come off one by one.
+    mount::unmount_all(&canonical).map_err(|source| VolumeError::Unmount {
         path: path.to_owned(),
         source,
-    };
-    // Stacked mounts (a crash between mount and record) come off one by one.
-    while mount::is_mount_point(&canonical).map_err(err)? {
-        match mount::unmount(&canonical, Unmount::Normal) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                mount::unmount(&canonical, Unmount::Lazy).map_err(err)?;
-            }
-            Err(e) => return Err(err(e)),
-        }
-    }
-    Ok(())
+    })
 }
 
 fn remove_all(path: &Path) -> Result<(), VolumeError> {

@@ -15,7 +15,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::sys::netns;
+use crate::sys::{mount, netns};
 
 /// The namespace files of one pod sandbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,7 +147,7 @@ pub fn create(run_dir: &Path, pod_uid: &str, hostname: &str) -> Result<SandboxPa
         move |source| SandboxError::Io { path, source }
     };
     fs::create_dir_all(&root).map_err(io_err(&root))?;
-    netns::make_private_mount_point(&root).map_err(io_err(&root))?;
+    mount::make_private_mount_point(&root).map_err(io_err(&root))?;
     let dir = root.join(pod_uid);
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let result = make_namespaces(pod_uid, hostname, &sandbox);
@@ -184,7 +184,7 @@ fn make_namespaces(
             netns::bring_up_loopback().map_err(fail("setting lo up"))?;
             for (kind, path) in sandbox.all() {
                 let source = PathBuf::from("/proc/thread-self/ns").join(kind);
-                netns::bind_mount(&source, path).map_err(fail("bind-mounting a namespace"))?;
+                mount::bind_mount(&source, path).map_err(fail("bind-mounting a namespace"))?;
             }
             Ok(())
         })
@@ -209,7 +209,7 @@ pub fn remove(run_dir: &Path, pod_uid: &str) -> Result<(), SandboxError> {
     validate_uid(pod_uid)?;
     let sandbox = paths(run_dir, pod_uid);
     for (_, path) in sandbox.all() {
-        netns::unmount_detach(path).map_err(|source| SandboxError::Io {
+        mount::detach_if_mounted(path).map_err(|source| SandboxError::Io {
             path: path.to_owned(),
             source,
         })?;
@@ -251,7 +251,7 @@ pub fn release(run_dir: &Path) -> Result<(), SandboxError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_err(e)),
     }
-    netns::unmount_detach(&root).map_err(io_err)
+    mount::detach_if_mounted(&root).map_err(io_err)
 }
 
 #[cfg(test)]
@@ -307,6 +307,7 @@ mod tests {
         assert!(!exists(dir.path(), "pod-1"));
         remove(dir.path(), "pod-1").expect("remove twice");
         release(dir.path()).expect("release");
-        assert!(!netns::is_mount_point(&dir.path().join("ns")).expect("mountinfo"));
+        let ns = dir.path().join("ns").canonicalize().expect("ns dir");
+        assert!(!mount::is_mount_point(&ns).expect("mountinfo"));
     }
 }

@@ -1,18 +1,15 @@
 //! File-system calls std does not offer on stable Rust.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Creates a FIFO at `path` with `mode` (before the umask), `mkfifo(3)`.
 /// Fails with `EEXIST` if anything exists there; a symlink at `path` is not
 /// followed.
 pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let c_path = super::c_path(path)?;
     // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call;
     // mkfifo only reads it.
     let rc = unsafe { libc::mkfifo(c_path.as_ptr(), mode as libc::mode_t) };
@@ -24,8 +21,7 @@ pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
 
 /// Sets the extended attribute `name` of an open file, `fsetxattr(2)`.
 pub fn fsetxattr(file: &File, name: &str, value: &[u8]) -> io::Result<()> {
-    let c_name = CString::new(name)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))?;
+    let c_name = super::c_str(name)?;
     // SAFETY: the fd is open for the duration of the call (borrowed from
     // `file`); `c_name` is NUL-terminated and `value` is valid for
     // `value.len()` bytes; fsetxattr only reads them.
@@ -47,8 +43,7 @@ pub fn fsetxattr(file: &File, name: &str, value: &[u8]) -> io::Result<()> {
 /// The extended attribute `name` of an open file, `fgetxattr(2)`; `None`
 /// when the file does not have it.
 pub fn fgetxattr(file: &File, name: &str) -> io::Result<Option<Vec<u8>>> {
-    let c_name = CString::new(name)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))?;
+    let c_name = super::c_str(name)?;
     // Attribute values are at most 64 KiB (XATTR_SIZE_MAX).
     let mut value = vec![0u8; 64 * 1024];
     // SAFETY: the fd is open for the duration of the call; `c_name` is

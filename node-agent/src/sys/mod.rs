@@ -16,6 +16,19 @@ use std::path::Path;
 
 pub mod mount;
 
+/// `path` as a C string for a system call; a NUL byte in it is refused
+/// before the call.
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// `s` as a C string for a system call; a NUL byte in it is refused.
+fn c_str(s: &str) -> io::Result<CString> {
+    CString::new(s)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
+}
+
 /// Space on the filesystem holding a path, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FilesystemSpace {
@@ -30,8 +43,7 @@ pub struct FilesystemSpace {
 // needed on 32-bit ARM and are no-ops on 64-bit.
 #[allow(clippy::unnecessary_cast)]
 pub fn filesystem_space(path: &Path) -> io::Result<FilesystemSpace> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let c_path = c_path(path)?;
     let mut stat = MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: `c_path` is a valid NUL-terminated string that outlives the
     // call, and `stat` points to writable memory of the size statvfs fills.

@@ -1,11 +1,13 @@
-//! Mounts: `mount(2)`, `umount2(2)`, `statfs(2)`'s filesystem magic, and
-//! whether a path is a mount point (from `/proc/self/mountinfo`).
+//! Mounts: `mount(2)` (filesystems, bind mounts, propagation), `umount2(2)`,
+//! `statfs(2)`'s filesystem magic, and whether a path is a mount point (from
+//! `/proc/self/mountinfo`).
 
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use super::{c_path, c_str};
 
 /// `TMPFS_MAGIC` from `linux/magic.h`.
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
@@ -15,16 +17,6 @@ pub const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
 pub const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
 /// `OVERLAYFS_SUPER_MAGIC`.
 pub const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
-
-fn c_path(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
-}
-
-fn c_str(s: &str) -> io::Result<CString> {
-    CString::new(s)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
-}
 
 /// Flags for [`mount_fs`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,6 +49,34 @@ impl MountFlags {
     }
 }
 
+/// `mount(2)`; `None` passes NULL, which the kernel accepts for the source
+/// and type of a remount or propagation change and for absent data.
+fn mount_raw(
+    source: Option<&CStr>,
+    target: &Path,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> io::Result<()> {
+    let target = c_path(target)?;
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is NULL or a valid NUL-terminated string that
+    // lives until the call returns; mount(2) only reads them.
+    let rc = unsafe {
+        libc::mount(
+            ptr(source),
+            target.as_ptr(),
+            ptr(fstype),
+            flags,
+            ptr(data).cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Mounts a filesystem of type `fstype` from `source` at `target` with
 /// `flags` and the `data` options (e.g. `"size=1048576,mode=0755"`, or
 /// overlayfs' `lowerdir=…`).
@@ -67,59 +87,59 @@ pub fn mount_fs(
     flags: MountFlags,
     data: &str,
 ) -> io::Result<()> {
-    let source = c_str(source)?;
-    let target = c_path(target)?;
-    let fstype = c_str(fstype)?;
-    let data = c_str(data)?;
-    // SAFETY: all four pointers are valid NUL-terminated strings that live
-    // until the call returns; mount(2) only reads them.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            flags.bits(),
-            data.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    mount_raw(
+        Some(&c_str(source)?),
+        target,
+        Some(&c_str(fstype)?),
+        flags.bits(),
+        Some(&c_str(data)?),
+    )
 }
 
 /// Changes the options of the mount at `target` (`MS_REMOUNT`), e.g. a
 /// tmpfs's `size=`; `flags` must repeat the mount's flags.
 pub fn remount(target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
-    let target = c_path(target)?;
-    let data = c_str(data)?;
-    // SAFETY: `target` and `data` are valid NUL-terminated strings that live
-    // until the call returns; source and fstype are ignored for a remount
-    // and may be NULL.
-    let rc = unsafe {
-        libc::mount(
-            std::ptr::null(),
-            target.as_ptr(),
-            std::ptr::null(),
-            libc::MS_REMOUNT | flags.bits(),
-            data.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    mount_raw(
+        None,
+        target,
+        None,
+        libc::MS_REMOUNT | flags.bits(),
+        Some(&c_str(data)?),
+    )
 }
 
-/// `mkfifo(2)`: a named pipe at `path` with `mode` (less the umask).
-pub fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
-    let path = c_path(path)?;
-    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
-    let rc = unsafe { libc::mkfifo(path.as_ptr(), mode as libc::mode_t) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+/// `mount --bind source target`.
+pub fn bind_mount(source: &Path, target: &Path) -> io::Result<()> {
+    mount_raw(
+        Some(&c_path(source)?),
+        target,
+        Some(c"none"),
+        libc::MS_BIND,
+        None,
+    )
+}
+
+/// Makes `dir` a mount point of itself (`mount --rbind dir dir`) when it is
+/// not one yet, then marks it private so that mounts under it are neither
+/// propagated to nor received from other mount namespaces.
+pub fn make_private_mount_point(dir: &Path) -> io::Result<()> {
+    if !is_mount_point(&dir.canonicalize()?)? {
+        let source = c_path(dir)?;
+        mount_raw(
+            Some(&source),
+            dir,
+            Some(c"none"),
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )?;
     }
-    Ok(())
+    mount_raw(
+        Some(c"none"),
+        dir,
+        Some(c"none"),
+        libc::MS_PRIVATE | libc::MS_REC,
+        None,
+    )
 }
 
 /// How [`unmount`] detaches a mount.
@@ -143,6 +163,32 @@ pub fn unmount(target: &Path, how: Unmount) -> io::Result<()> {
     let rc = unsafe { libc::umount2(target.as_ptr(), flags) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Detaches the mount at `target` now ([`Unmount::Lazy`]); the kernel frees
+/// it when its last user goes. Not mounted (`EINVAL`) and missing (`ENOENT`)
+/// are fine: there is nothing to detach.
+pub fn detach_if_mounted(target: &Path) -> io::Result<()> {
+    match unmount(target, Unmount::Lazy) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => Ok(()),
+        other => other,
+    }
+}
+
+/// Unmounts everything mounted at `canonical` (an absolute path free of
+/// symlinks, as mountinfo shows), one stacked mount after the other (a crash
+/// between a mount and its record can leave two); a busy mount is detached
+/// lazily.
+pub fn unmount_all(canonical: &Path) -> io::Result<()> {
+    while is_mount_point(canonical)? {
+        match unmount(canonical, Unmount::Normal) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                unmount(canonical, Unmount::Lazy)?;
+            }
+            other => other?,
+        }
     }
     Ok(())
 }
@@ -261,12 +307,70 @@ mod tests {
         assert_eq!(unescape_octal("a\\"), "a\\");
         assert_eq!(unescape_octal("a\\13"), "a\\13");
         assert_eq!(unescape_octal("a\\134b"), "a\\b");
+        assert_eq!(unescape_octal(r"/a\040b\134c"), "/a b\\c");
+        assert_eq!(unescape_octal(r"/trailing\04"), r"/trailing\04");
     }
 
     #[test]
     fn proc_is_a_mount_point_and_its_subdirectory_is_not() {
+        assert!(is_mount_point(Path::new("/")).expect("mountinfo"));
         assert!(is_mount_point(Path::new("/proc")).expect("mountinfo"));
         assert!(!is_mount_point(Path::new("/proc/self")).expect("mountinfo"));
+    }
+
+    #[test]
+    fn stacked_mounts_all_come_off_and_detaching_nothing_is_fine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().canonicalize().expect("canonical").join("t");
+        std::fs::create_dir(&target).expect("mkdir");
+        for _ in 0..2 {
+            mount_fs("tmpfs", &target, "tmpfs", MountFlags::DATA, "size=65536")
+                .expect("mount tmpfs");
+        }
+        let stacked = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap())
+            .iter()
+            .filter(|m| m.mount_point == target)
+            .count();
+        let removed = unmount_all(&target);
+        let left = is_mount_point(&target);
+        if left.as_ref().is_ok_and(|l| *l) {
+            let _ = unmount(&target, Unmount::Lazy);
+            let _ = unmount(&target, Unmount::Lazy);
+        }
+        assert_eq!(stacked, 2);
+        removed.expect("unmount_all");
+        assert!(!left.expect("mountinfo"));
+        detach_if_mounted(&target).expect("not mounted is fine");
+        detach_if_mounted(&target.join("missing")).expect("missing is fine");
+    }
+
+    #[test]
+    fn a_private_self_bind_mount_is_made_once_and_a_bind_mount_shows_the_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical").join("root");
+        let source = dir.path().join("source");
+        std::fs::create_dir(&root).expect("mkdir");
+        std::fs::create_dir(&source).expect("mkdir");
+        std::fs::write(source.join("f"), b"seen").expect("write");
+        let target = root.join("target");
+        std::fs::create_dir(&target).expect("mkdir");
+        let first = make_private_mount_point(&root);
+        // A second call must not stack another bind mount.
+        let second = make_private_mount_point(&root);
+        let bound = bind_mount(&source, &target);
+        let seen = std::fs::read(target.join("f"));
+        let count = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap())
+            .iter()
+            .filter(|m| m.mount_point == root)
+            .count();
+        let _ = unmount(&target, Unmount::Lazy);
+        let _ = unmount_all(&root);
+        first.expect("first");
+        second.expect("second");
+        bound.expect("bind");
+        assert_eq!(seen.expect("read through the bind mount"), b"seen");
+        assert_eq!(count, 1);
+        assert!(!is_mount_point(&root).expect("mountinfo"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ fn image(dir: &Path) -> PathBuf {
     std::os::unix::fs::symlink("../etc/motd", root.join("usr/motd")).unwrap();
     std::os::unix::fs::lchown(root.join("usr/motd"), Some(7), Some(8)).unwrap();
     fs::hard_link(root.join("etc/motd"), root.join("etc/motd.link")).unwrap();
-    mount::make_fifo(&root.join("etc/pipe"), 0o600).unwrap();
+    crate::sys::fs::mkfifo(&root.join("etc/pipe"), 0o600).unwrap();
     fs::set_permissions(root.join("etc"), fs::Permissions::from_mode(0o751)).unwrap();
     root
 }
