@@ -546,14 +546,8 @@ impl<R: Read> Sha256Reader<R> {
         }
     }
 
-    fn finish(self) -> String {
-        let digest = self.digest.finish();
-        let mut out = String::with_capacity(7 + 64);
-        out.push_str("sha256:");
-        for byte in digest.as_ref() {
-            out.push_str(&format!("{byte:02x}"));
-        }
-        out
+    fn finish(self) -> LayerDigest {
+        crate::image::Sha256::from_ring(self.digest.finish()).to_string()
     }
 }
 

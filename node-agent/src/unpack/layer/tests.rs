@@ -106,12 +106,6 @@ impl Fixture {
     }
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, data);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
 fn mode_of(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().mode() & 0o7777
 }
@@ -553,7 +547,7 @@ fn sample_layer() -> Vec<u8> {
 #[test]
 fn the_diff_id_is_the_sha256_of_the_whole_uncompressed_tar_for_every_compression() {
     let raw = sample_layer();
-    let expected = sha256_hex(&raw);
+    let expected = crate::image::sha256_of(&raw).to_string();
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gzip.write_all(&raw).unwrap();
     let gzip = gzip.finish().unwrap();
@@ -587,7 +581,7 @@ fn a_gzip_layer_of_several_members_is_unpacked_whole() {
     }
     let fx = Fixture::new();
     let diff_id = apply_layer(&fx.root(), &blob[..], Compression::Gzip).unwrap();
-    assert_eq!(diff_id, sha256_hex(&raw));
+    assert_eq!(diff_id, crate::image::sha256_of(&raw).to_string());
     assert_eq!(fs::metadata(fx.root().join("big")).unwrap().len(), 300_000);
 }
 
