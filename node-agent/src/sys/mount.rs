@@ -281,8 +281,17 @@ fn unescape_octal(s: &str) -> String {
 /// `path` should be absolute and free of symlinks, as mountinfo shows
 /// canonical paths.
 pub fn is_mount_point(path: &Path) -> io::Result<bool> {
+    Ok(mounts_at(path)? > 0)
+}
+
+/// How many mounts are stacked at `path` in this process's mount namespace
+/// (0 if it is not a mount point); `path` as for [`is_mount_point`].
+pub fn mounts_at(path: &Path) -> io::Result<usize> {
     let text = std::fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(parse_mountinfo(&text).iter().any(|m| m.mount_point == path))
+    Ok(parse_mountinfo(&text)
+        .iter()
+        .filter(|m| m.mount_point == path)
+        .count())
 }
 
 #[cfg(test)]
@@ -327,17 +336,14 @@ mod tests {
             mount_fs("tmpfs", &target, "tmpfs", MountFlags::DATA, "size=65536")
                 .expect("mount tmpfs");
         }
-        let stacked = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap())
-            .iter()
-            .filter(|m| m.mount_point == target)
-            .count();
+        let stacked = mounts_at(&target);
         let removed = unmount_all(&target);
         let left = is_mount_point(&target);
         if left.as_ref().is_ok_and(|l| *l) {
             let _ = unmount(&target, Unmount::Lazy);
             let _ = unmount(&target, Unmount::Lazy);
         }
-        assert_eq!(stacked, 2);
+        assert_eq!(stacked.expect("mountinfo"), 2);
         removed.expect("unmount_all");
         assert!(!left.expect("mountinfo"));
         detach_if_mounted(&target).expect("not mounted is fine");
@@ -359,17 +365,14 @@ mod tests {
         let second = make_private_mount_point(&root);
         let bound = bind_mount(&source, &target);
         let seen = std::fs::read(target.join("f"));
-        let count = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap())
-            .iter()
-            .filter(|m| m.mount_point == root)
-            .count();
+        let count = mounts_at(&root);
         let _ = unmount(&target, Unmount::Lazy);
         let _ = unmount_all(&root);
         first.expect("first");
         second.expect("second");
         bound.expect("bind");
         assert_eq!(seen.expect("read through the bind mount"), b"seen");
-        assert_eq!(count, 1);
+        assert_eq!(count.expect("mountinfo"), 1);
         assert!(!is_mount_point(&root).expect("mountinfo"));
     }
 
