@@ -156,28 +156,16 @@ impl StateDir {
 
     /// The last desired state accepted, if any.
     pub fn load_desired(&self) -> Result<Option<DesiredState>, StateError> {
-        let path = self.desired_path();
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Read { path, source }),
-        };
-        postcard::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
-                path,
-                reason: e.to_string(),
-            })
+        load(&self.desired_path(), |bytes| {
+            postcard::from_bytes(bytes).map_err(|e| e.to_string())
+        })
     }
 
     /// Persists a desired state before the agent acts on it.
     pub fn store_desired(&self, desired: &DesiredState) -> Result<(), StateError> {
-        let path = self.desired_path();
-        let bytes = postcard::to_allocvec(desired).map_err(|e| StateError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+        store(&self.desired_path(), || {
+            postcard::to_allocvec(desired).map_err(|e| e.to_string())
+        })
     }
 
     /// The uids of every pod with a directory.
@@ -198,65 +186,42 @@ impl StateDir {
 
     /// A pod's record, if it has one.
     pub fn load_record(&self, uid: &str) -> Result<Option<PodRecord>, StateError> {
-        let path = self.pod_dir(uid).join("record.json");
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Read { path, source }),
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
-                path,
-                reason: e.to_string(),
-            })
+        load(&self.pod_dir(uid).join("record.json"), |bytes| {
+            serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        })
     }
 
     /// Writes a pod's record.
     pub fn store_record(&self, record: &PodRecord) -> Result<(), StateError> {
-        let dir = self.pod_dir(&record.uid);
-        fs::create_dir_all(&dir).map_err(|source| StateError::Write {
-            path: dir.clone(),
-            source,
-        })?;
-        let path = dir.join("record.json");
-        let bytes = serde_json::to_vec(record).map_err(|e| StateError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+        let path = self.create_pod_dir(&record.uid)?.join("record.json");
+        store(&path, || {
+            serde_json::to_vec(record).map_err(|e| e.to_string())
+        })
     }
 
     /// The pod's spec as last accepted (kept so that a pod that left the
     /// desired state while the agent was down can still be stopped properly).
     pub fn load_pod(&self, uid: &str) -> Result<Option<flotilla_shared::wire::Pod>, StateError> {
-        let path = self.pod_dir(uid).join("pod.bin");
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Read { path, source }),
-        };
-        postcard::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
-                path,
-                reason: e.to_string(),
-            })
+        load(&self.pod_dir(uid).join("pod.bin"), |bytes| {
+            postcard::from_bytes(bytes).map_err(|e| e.to_string())
+        })
     }
 
     /// Writes the pod's spec.
     pub fn store_pod(&self, pod: &flotilla_shared::wire::Pod) -> Result<(), StateError> {
-        let dir = self.pod_dir(&pod.uid);
+        let path = self.create_pod_dir(&pod.uid)?.join("pod.bin");
+        store(&path, || {
+            postcard::to_allocvec(pod).map_err(|e| e.to_string())
+        })
+    }
+
+    fn create_pod_dir(&self, uid: &str) -> Result<PathBuf, StateError> {
+        let dir = self.pod_dir(uid);
         fs::create_dir_all(&dir).map_err(|source| StateError::Write {
             path: dir.clone(),
             source,
         })?;
-        let path = dir.join("pod.bin");
-        let bytes = postcard::to_allocvec(pod).map_err(|e| StateError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+        Ok(dir)
     }
 
     /// Removes a pod's directory once nothing of the pod is left.
@@ -268,6 +233,41 @@ impl StateDir {
             Err(source) => Err(StateError::Write { path: dir, source }),
         }
     }
+}
+
+/// Reads and decodes the file at `path`; `None` if there is none.
+fn load<T>(
+    path: &Path,
+    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<Option<T>, StateError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    decode(&bytes)
+        .map(Some)
+        .map_err(|reason| StateError::Corrupt {
+            path: path.to_owned(),
+            reason,
+        })
+}
+
+/// Encodes a value and writes it to `path` with [`write_atomic`].
+fn store(path: &Path, encode: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<(), StateError> {
+    let bytes = encode().map_err(|reason| StateError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    })?;
+    write_atomic(path, &bytes).map_err(|source| StateError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
