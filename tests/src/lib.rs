@@ -4,6 +4,7 @@
 //! binary prints the report's figures as one JSON line, last.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod api_client;
 pub mod bench;
 pub mod fleet;

@@ -19,7 +19,8 @@ pub use flotilla_agent::image::testing::{
 /// The applets linked to `/bin/busybox` in [`busybox_image`].
 pub const BUSYBOX_APPLETS: &[&str] = &[
     "sh", "sleep", "echo", "cat", "ls", "true", "false", "env", "id", "touch", "mkdir", "rm",
-    "wget", "nc", "hostname", "ps", "kill", "date", "tail", "head", "grep", "sed", "test",
+    "wget", "nc", "hostname", "ps", "kill", "date", "tail", "head", "grep", "sed", "test", "httpd",
+    "dd", "seq",
 ];
 
 /// An oci-client for pushing to a plain-HTTP registry at `host` (`127.0.0.1:<port>`).

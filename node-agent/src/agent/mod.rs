@@ -174,10 +174,10 @@ where
                 if let Some(handle) = workers.remove(&uid) {
                     let _ = handle.task.await;
                 }
-                if !desired_now {
-                    if let Err(error) = services.state.remove_pod(&uid) {
-                        tracing::warn!(%uid, %error, "removing a finished pod's state");
-                    }
+                if !desired_now
+                    && let Err(error) = services.state.remove_pod(&uid)
+                {
+                    tracing::warn!(%uid, %error, "removing a finished pod's state");
                 }
             }
             _ = shutdown.changed() => {
