@@ -12,6 +12,8 @@ mod execute;
 pub mod feed;
 mod host;
 mod probe;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,226 @@
+//! The executor on the in-memory runtime, host and registry: the same code
+//! paths as on a device, without root, runc or a network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_shared::wire::{
+    Container, ContainerState, DesiredState, Pod, PodPhase, PodStatusUpdate, RestartPolicy,
+};
+use tokio::sync::{mpsc, watch};
+
+use super::{Clock, MemoryHost, Paths, Services};
+use crate::image::testing::{Entry, ImageSpec, build_image};
+use crate::image::{ImageStore, MemorySource, Platform};
+use crate::runtime::MemoryRuntime;
+use crate::state::StateDir;
+
+const IMAGE: &str = "registry.test/app:1";
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    paths: Paths,
+    runtime: MemoryRuntime,
+    source: MemorySource,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            state_dir: dir.path().join("state"),
+            run_dir: dir.path().join("run"),
+        };
+        let source = MemorySource::new();
+        let image = build_image(&ImageSpec::new(
+            Platform::of_this_device(),
+            vec![vec![
+                Entry::dir("bin"),
+                Entry::file("bin/app", 0o755, "#!/bin/sh\n"),
+            ]],
+        ));
+        source.add_image(IMAGE, &image);
+        Harness {
+            _dir: dir,
+            paths,
+            runtime: MemoryRuntime::new(),
+            source,
+        }
+    }
+
+    /// Starts an agent on the harness's runtime and directories.
+    fn start(&self) -> Agent {
+        let services = Arc::new(Services {
+            node: "dev-1".into(),
+            runtime: self.runtime.clone(),
+            images: ImageStore::open(
+                self.paths.state_dir.join("images"),
+                self.source.clone(),
+                u64::MAX,
+            )
+            .unwrap(),
+            host: MemoryHost::new(self.paths.clone()),
+            state: StateDir::open(&self.paths.state_dir).unwrap(),
+            paths: self.paths.clone(),
+            clock: Clock::new(),
+        });
+        let (desired, desired_rx) = watch::channel(None);
+        let (status_tx, statuses) = mpsc::unbounded_channel();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let task = tokio::spawn(super::run(services, desired_rx, status_tx, shutdown_rx));
+        Agent {
+            desired,
+            statuses,
+            shutdown,
+            task,
+            revision: 0,
+        }
+    }
+}
+
+struct Agent {
+    desired: watch::Sender<Option<DesiredState>>,
+    statuses: mpsc::UnboundedReceiver<PodStatusUpdate>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), super::AgentError>>,
+    revision: u64,
+}
+
+impl Agent {
+    fn set_pods(&mut self, pods: Vec<Pod>) {
+        self.revision += 1;
+        let _ = self.desired.send(Some(DesiredState {
+            node: "dev-1".into(),
+            revision: self.revision,
+            pods,
+            services: vec![],
+        }));
+    }
+
+    async fn wait_for(
+        &mut self,
+        what: &str,
+        check: impl Fn(&PodStatusUpdate) -> bool,
+    ) -> PodStatusUpdate {
+        let found = tokio::time::timeout(Duration::from_secs(600), async {
+            loop {
+                let status = self.statuses.recv().await.expect("the agent stopped");
+                if check(&status) {
+                    return status;
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no status {what}"))
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn pod(uid: &str) -> Pod {
+    Pod {
+        uid: uid.into(),
+        namespace: "default".into(),
+        name: "app".into(),
+        containers: vec![Container {
+            name: "main".into(),
+            image: IMAGE.into(),
+            command: vec!["/bin/app".into()],
+            ..Container::default()
+        }],
+        restart_policy: RestartPolicy::Always,
+        termination_grace_period_seconds: 5,
+        ..Pod::default()
+    }
+}
+
+fn running(status: &PodStatusUpdate) -> bool {
+    status.phase == PodPhase::Running
+        && matches!(status.containers[0].state, ContainerState::Running { .. })
+}
+
+fn creates(runtime: &MemoryRuntime) -> usize {
+    runtime
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("create"))
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_runs_restarts_after_backoff_and_is_removed_when_no_longer_desired() {
+    let harness = Harness::new();
+    let mut agent = harness.start();
+    agent.set_pods(vec![pod("uid-1")]);
+    let status = agent.wait_for("running", running).await;
+    let first = status.containers[0].container_id.clone();
+    assert_eq!(first, "uid-1-main-0");
+
+    harness.runtime.exit(&first, 2).unwrap();
+    let crashed = agent
+        .wait_for("in backoff", |s| {
+            matches!(&s.containers[0].state, ContainerState::Waiting { reason, .. } if reason == "CrashLoopBackOff")
+        })
+        .await;
+    assert_eq!(crashed.containers[0].restart_count, 1);
+    let before = tokio::time::Instant::now();
+    let again = agent.wait_for("running again", running).await;
+    assert_eq!(again.containers[0].container_id, "uid-1-main-1");
+    assert!(
+        before.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        before.elapsed()
+    );
+
+    agent.set_pods(vec![]);
+    // The container ignores nothing: SIGTERM ends it.
+    agent
+        .wait_for("stopped", |s| {
+            s.containers[0].container_id.is_empty() && !running(s)
+        })
+        .await;
+    for _ in 0..100 {
+        if !harness.paths.state_dir.join("pods/uid-1").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!harness.paths.state_dir.join("pods/uid-1").exists());
+    agent.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_agent_adopts_the_running_container_and_creates_nothing() {
+    let harness = Harness::new();
+    let mut agent = harness.start();
+    agent.set_pods(vec![pod("uid-2")]);
+    agent.wait_for("running", running).await;
+    assert_eq!(creates(&harness.runtime), 1);
+    agent.stop().await;
+
+    // No hub: the new agent starts from its state directory alone.
+    let mut agent = harness.start();
+    let status = agent.wait_for("running", running).await;
+    assert_eq!(status.containers[0].container_id, "uid-2-main-0");
+    assert_eq!(status.containers[0].restart_count, 0);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        creates(&harness.runtime),
+        1,
+        "{:?}",
+        harness.runtime.calls()
+    );
+
+    // Its exit is still watched after the adoption.
+    harness.runtime.exit("uid-2-main-0", 1).unwrap();
+    agent
+        .wait_for("restarted", |s| {
+            s.containers[0].restart_count == 1 && running(s)
+        })
+        .await;
+    assert_eq!(creates(&harness.runtime), 2);
+    agent.stop().await;
+}
