@@ -16,7 +16,7 @@ mod probe;
 mod tests;
 mod worker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,8 +136,18 @@ where
     let adopted = adopt::adopt(&services, held.as_ref()).await?;
     let mut workers: BTreeMap<String, WorkerHandle> = BTreeMap::new();
     let mut revision = held.as_ref().map(|d| d.revision);
+    // Pods that ran to completion and are still desired: not run again.
+    let mut finished: BTreeSet<String> = BTreeSet::new();
     for pod in adopted {
         let uid = pod.spec.uid.clone();
+        if pod.state.record.finished {
+            if pod.gone {
+                services.state.remove_pod(&uid)?;
+            } else {
+                finished.insert(uid);
+            }
+            continue;
+        }
         let handle = spawn_worker(
             &services, pod.state, pod.spec, pod.events, &status, &done_tx,
         );
@@ -147,8 +157,10 @@ where
         workers.insert(uid, handle);
     }
     if let Some(held) = &held {
-        apply_desired(&services, held, &mut workers, &status, &done_tx);
+        apply_desired(&services, held, &mut workers, &finished, &status, &done_tx);
     }
+    let mut gc = tokio::time::interval(GC_INTERVAL);
+    gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             changed = desired.changed() => {
@@ -168,7 +180,13 @@ where
                 }
                 services.state.store_desired(&next)?;
                 revision = Some(next.revision);
-                apply_desired(&services, &next, &mut workers, &status, &done_tx);
+                for uid in finished.iter().filter(|uid| !next.pods.iter().any(|p| &p.uid == *uid)) {
+                    if let Err(error) = services.state.remove_pod(uid) {
+                        tracing::warn!(%uid, %error, "removing a finished pod's state");
+                    }
+                }
+                finished.retain(|uid| next.pods.iter().any(|p| &p.uid == uid));
+                apply_desired(&services, &next, &mut workers, &finished, &status, &done_tx);
                 held = Some(next);
             }
             Some(uid) = done_rx.recv() => {
@@ -176,12 +194,14 @@ where
                 if let Some(handle) = workers.remove(&uid) {
                     let _ = handle.task.await;
                 }
-                if !desired_now
-                    && let Err(error) = services.state.remove_pod(&uid)
-                {
+                if desired_now {
+                    finished.insert(uid);
+                } else if let Err(error) = services.state.remove_pod(&uid) {
                     tracing::warn!(%uid, %error, "removing a finished pod's state");
                 }
+                collect_images(&services, held.as_ref()).await;
             }
+            _ = gc.tick() => collect_images(&services, held.as_ref()).await,
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
                     for handle in workers.values() {
@@ -194,10 +214,55 @@ where
     }
 }
 
+/// How often unused images are collected (also after every pod that ends).
+const GC_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Removes images no desired pod names and no recorded run uses, and
+/// enforces the store's disk budget.
+async fn collect_images<R, S, H>(services: &Arc<Services<R, S, H>>, desired: Option<&DesiredState>)
+where
+    R: OciRuntime + Send + Sync + 'static,
+    S: ImageSource,
+    H: Host,
+{
+    let mut in_use: BTreeSet<String> = desired
+        .iter()
+        .flat_map(|d| &d.pods)
+        .flat_map(|p| p.init_containers.iter().chain(&p.containers))
+        .map(|c| c.image.clone())
+        .collect();
+    let svc = Arc::clone(services);
+    let result = tokio::task::spawn_blocking(move || {
+        for uid in svc.state.pod_uids().unwrap_or_default() {
+            if let Ok(Some(record)) = svc.state.load_record(&uid) {
+                in_use.extend(
+                    record
+                        .init_containers
+                        .iter()
+                        .chain(&record.containers)
+                        .filter(|c| !c.image_id.is_empty())
+                        .map(|c| c.image_id.clone()),
+                );
+            }
+        }
+        svc.images.gc(&in_use)
+    })
+    .await;
+    match result {
+        Ok(Ok(report)) if !report.removed_images.is_empty() => {
+            tracing::info!(removed = ?report.removed_images, freed_bytes = report.freed_bytes, "unused images removed");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "collecting unused images"),
+        Err(error) => tracing::warn!(%error, "collecting unused images"),
+    }
+}
+
 fn apply_desired<R, S, H>(
     services: &Arc<Services<R, S, H>>,
     desired: &DesiredState,
     workers: &mut BTreeMap<String, WorkerHandle>,
+    finished: &BTreeSet<String>,
     status: &mpsc::UnboundedSender<PodStatusUpdate>,
     done: &mpsc::UnboundedSender<String>,
 ) where
@@ -206,7 +271,7 @@ fn apply_desired<R, S, H>(
     H: Host,
 {
     let now = services.clock.now_ms();
-    for pod in &desired.pods {
+    for pod in desired.pods.iter().filter(|p| !finished.contains(&p.uid)) {
         match workers.get(&pod.uid) {
             Some(handle) => {
                 let _ = handle.tx.send(ToWorker::Spec(Box::new(pod.clone())));

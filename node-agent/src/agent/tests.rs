@@ -224,3 +224,30 @@ async fn a_restarted_agent_adopts_the_running_container_and_creates_nothing() {
     assert_eq!(creates(&harness.runtime), 2);
     agent.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_completed_pod_is_not_run_again_by_a_later_desired_state_or_a_restart() {
+    let harness = Harness::new();
+    let mut agent = harness.start();
+    let mut job = pod("uid-3");
+    job.restart_policy = RestartPolicy::Never;
+    agent.set_pods(vec![job.clone()]);
+    agent.wait_for("running", running).await;
+    harness.runtime.exit("uid-3-main-0", 0).unwrap();
+    agent
+        .wait_for("succeeded", |s| s.phase == PodPhase::Succeeded)
+        .await;
+    agent.set_pods(vec![job.clone()]);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    agent.stop().await;
+    let mut agent = harness.start();
+    agent.set_pods(vec![job]);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        creates(&harness.runtime),
+        1,
+        "{:?}",
+        harness.runtime.calls()
+    );
+    agent.stop().await;
+}
