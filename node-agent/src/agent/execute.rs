@@ -138,7 +138,7 @@ where
             if let Err(message) = blocking(move || svc.host.release_rootfs(&release_dir)).await {
                 tracing::warn!(%id, %message, "releasing a container's rootfs");
             }
-            keep_last_log(&dir, &services.state.pod_dir(&spec.uid), &id);
+            keep_last_log(&dir, &services.state.pod_dir(&spec.uid), &spec.uid, &id);
             let _ = std::fs::remove_dir_all(&dir);
             Event::Removed { id }
         }
@@ -368,14 +368,19 @@ pub(super) fn watch_exit<R, S, H>(
 
 /// Keeps a removed run's log as the container's previous log
 /// (`kubectl logs --previous`).
-fn keep_last_log(container_dir: &std::path::Path, pod_dir: &std::path::Path, id: &str) {
+fn keep_last_log(container_dir: &std::path::Path, pod_dir: &std::path::Path, uid: &str, id: &str) {
     let log = container_dir.join("shim").join("container.log");
     if !log.exists() {
         return;
     }
     let logs = pod_dir.join("logs");
     if std::fs::create_dir_all(&logs).is_ok() {
-        let name = id.rsplit_once('-').map_or(id, |(prefix, _)| prefix);
+        // Run ids are `<uid>-<container>-<attempt>`.
+        let name = id
+            .strip_prefix(uid)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.rsplit_once('-'))
+            .map_or(id, |(name, _)| name);
         let _ = std::fs::rename(&log, logs.join(format!("{name}.previous.log")));
     }
 }
