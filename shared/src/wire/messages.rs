@@ -454,7 +454,7 @@ mod tests {
         let bytes = encode(&Message::DesiredState(one_pod_desired_state()));
         assert!(bytes.len() <= 256, "{} bytes", bytes.len());
         // Pinned so that any change to the pod's layout is noticed.
-        assert_eq!(bytes.len(), 225);
+        assert_eq!(bytes.len(), 226);
     }
 
     #[test]
