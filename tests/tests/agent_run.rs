@@ -353,3 +353,49 @@ fn an_agent_killed_with_sigkill_adopts_its_containers_and_starts_no_duplicate() 
         before.iter().find(|c| c.0.starts_with(&keep)).unwrap().0
     );
 }
+
+#[test]
+fn kill_9_at_any_moment_of_a_start_loses_nothing_and_duplicates_nothing() {
+    let (registry, image) = registry_with_busybox();
+    let mut agent = AgentProcess::start(&registry.host()).unwrap();
+    let uids: Vec<String> = (0..3).map(|_| unique_uid()).collect();
+    let pods = uids
+        .iter()
+        .enumerate()
+        .map(|(i, uid)| {
+            shell_pod(
+                uid,
+                &format!("p{i}"),
+                &image,
+                &[("main", "exec sleep 3600")],
+            )
+        })
+        .collect();
+    agent.set_pods(pods).unwrap();
+    // Kill the agent at spread-out moments of pulling, creating and starting.
+    for delay_ms in [150, 400, 50, 700, 250, 1000] {
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        agent.restart().unwrap();
+    }
+    for uid in &uids {
+        let status = agent.wait_running(uid, LONG);
+        assert_eq!(status.containers[0].restart_count, 0, "{status:?}");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let containers = agent.runtime_containers();
+    assert_eq!(containers.len(), 3, "one container per pod: {containers:?}");
+    for uid in &uids {
+        assert_eq!(
+            containers
+                .iter()
+                .filter(|c| c.0.starts_with(uid.as_str()))
+                .count(),
+            1,
+            "{containers:?}"
+        );
+        assert!(
+            containers.iter().all(|c| c.1 == "running"),
+            "{containers:?}"
+        );
+    }
+}
