@@ -36,6 +36,13 @@ fn registry_with_busybox() -> (Registry, String) {
     (registry, reference)
 }
 
+/// A registry with busybox and an agent allowed to pull from it.
+fn agent_with_busybox() -> (Registry, String, AgentProcess) {
+    let (registry, image) = registry_with_busybox();
+    let agent = AgentProcess::start(&registry.host()).expect("agent");
+    (registry, image, agent)
+}
+
 fn probe(action: ProbeAction, period_seconds: u32, failure_threshold: u32) -> Probe {
     Probe {
         action,
@@ -49,8 +56,7 @@ fn probe(action: ProbeAction, period_seconds: u32, failure_threshold: u32) -> Pr
 
 #[test]
 fn a_pod_is_pulled_run_logged_and_removed() {
-    let (registry, image) = registry_with_busybox();
-    let mut agent = AgentProcess::start(&registry.host()).unwrap();
+    let (_registry, image, mut agent) = agent_with_busybox();
     let uid = unique_uid();
     agent
         .set_pods(vec![shell_pod(
@@ -103,8 +109,7 @@ fn a_pod_is_pulled_run_logged_and_removed() {
 
 #[test]
 fn a_crashing_container_restarts_with_backoff() {
-    let (registry, image) = registry_with_busybox();
-    let mut agent = AgentProcess::start(&registry.host()).unwrap();
+    let (_registry, image, mut agent) = agent_with_busybox();
     let uid = unique_uid();
     agent
         .set_pods(vec![shell_pod(
@@ -143,8 +148,7 @@ fn a_crashing_container_restarts_with_backoff() {
 
 #[test]
 fn probes_restart_a_dead_container_and_report_readiness() {
-    let (registry, image) = registry_with_busybox();
-    let mut agent = AgentProcess::start(&registry.host()).unwrap();
+    let (_registry, image, mut agent) = agent_with_busybox();
     let uid = unique_uid();
     let mut pod = shell_pod(&uid, "web", &image, &[]);
     let mut web = shell_container(
@@ -206,8 +210,7 @@ fn probes_restart_a_dead_container_and_report_readiness() {
 
 #[test]
 fn a_memory_limit_ends_in_oomkilled() {
-    let (registry, image) = registry_with_busybox();
-    let mut agent = AgentProcess::start(&registry.host()).unwrap();
+    let (_registry, image, mut agent) = agent_with_busybox();
     let uid = unique_uid();
     let mut pod = shell_pod(
         &uid,
@@ -236,8 +239,7 @@ fn a_memory_limit_ends_in_oomkilled() {
 
 #[test]
 fn init_containers_run_first_and_share_volumes() {
-    let (registry, image) = registry_with_busybox();
-    let mut agent = AgentProcess::start(&registry.host()).unwrap();
+    let (_registry, image, mut agent) = agent_with_busybox();
     let uid = unique_uid();
     let mount = |name: &str| VolumeMount {
         volume: name.into(),
@@ -306,8 +308,7 @@ fn an_unknown_image_reports_errimagepull_with_the_registrys_reason() {
 
 #[test]
 fn an_agent_killed_with_sigkill_adopts_its_containers_and_starts_no_duplicate() {
-    let (registry, image) = registry_with_busybox();
-    let mut agent = AgentProcess::start(&registry.host()).unwrap();
+    let (_registry, image, mut agent) = agent_with_busybox();
     let (keep, drop) = (unique_uid(), unique_uid());
     let pods = vec![
         shell_pod(&keep, "keep", &image, &[("main", "exec sleep 3600")]),
@@ -356,8 +357,7 @@ fn an_agent_killed_with_sigkill_adopts_its_containers_and_starts_no_duplicate() 
 
 #[test]
 fn kill_9_at_any_moment_of_a_start_loses_nothing_and_duplicates_nothing() {
-    let (registry, image) = registry_with_busybox();
-    let mut agent = AgentProcess::start(&registry.host()).unwrap();
+    let (_registry, image, mut agent) = agent_with_busybox();
     let uids: Vec<String> = (0..3).map(|_| unique_uid()).collect();
     let pods = uids
         .iter()
