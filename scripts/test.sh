@@ -22,6 +22,8 @@ cargo test --workspace --locked
 step "static agent builds"
 scripts/build-agent.sh aarch64-unknown-linux-musl
 scripts/build-agent.sh armv7-unknown-linux-musleabihf
+# What devices run on x86_64; the agent benchmark measures this one.
+scripts/build-agent.sh x86_64-unknown-linux-musl
 
 step "ARM unit tests under qemu-aarch64-static (what 'cross test' does, without containers)"
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
@@ -38,3 +40,4 @@ cargo build --locked --release -q -p flotilla-hub --bin flotilla-hub
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- store --quick
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- api --quick
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- sched --quick
+cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- agent --quick

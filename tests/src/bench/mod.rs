@@ -1,6 +1,7 @@
 //! The benchmarks behind `flotilla-bench`. Every figure that claims speed is
 //! measured against a named peer in the same run and reported as a ratio.
 
+pub mod agent;
 pub mod api;
 pub mod codec;
 pub mod etcd;

@@ -13,6 +13,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// The device agent: pod start latency against bare `runc run -d` of the
+    /// same bundle, its memory with 0, 10 and 20 pods, the aarch64 binary size.
+    Agent {
+        /// 5 start samples instead of 20, for CI's smoke test.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Desired state on the wire (postcard) against Kubernetes JSON: bytes and decode time.
     Codec {
         /// Finish in seconds rather than minutes, with wider error bars.
@@ -44,6 +51,7 @@ enum Bench {
 
 fn main() -> anyhow::Result<()> {
     let line = match Cli::parse().bench {
+        Bench::Agent { quick } => bench::agent::run(quick)?,
         Bench::Codec { quick } => bench::codec::run(quick).to_json(),
         Bench::Api { quick } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
