@@ -95,11 +95,12 @@ pub(super) async fn run<R, S, H>(
             }
             message = inbox.recv(), if inbox_open => match message {
                 Some(ToWorker::Spec(next)) => {
+                    let changed = *next != spec;
                     spec = *next;
                     if let Some(grace) = spec.deletion_grace_period_seconds {
                         state.terminate(grace, services.clock.now_ms());
                     }
-                    if let Err(error) = services.state.store_pod(&spec) {
+                    if changed && let Err(error) = services.state.store_pod(&spec) {
                         tracing::warn!(%uid, %error, "writing the pod spec");
                     }
                 }

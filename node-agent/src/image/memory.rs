@@ -94,7 +94,7 @@ impl MemorySource {
     /// Makes the next request for `target` (a reference as given to a pull,
     /// or a blob digest) fail with `fault`; several faults queue up.
     pub fn inject(&self, target: &str, fault: Fault) {
-        let key = match target.parse::<Reference>() {
+        let key = match super::reference::parse(target) {
             Ok(r) if !target.starts_with("sha256:") => request_key(&r),
             _ => target.to_owned(),
         };

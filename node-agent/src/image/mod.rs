@@ -16,6 +16,7 @@ mod fetch;
 mod gc;
 pub mod memory;
 pub mod platform;
+pub mod reference;
 pub mod registry;
 pub mod source;
 mod store;

@@ -450,12 +450,10 @@ pub(super) fn dir_size(dir: &Path) -> std::io::Result<u64> {
 
 /// Parses an image reference as a pod names it (Docker Hub defaults apply).
 pub(super) fn parse_reference(reference: &str) -> Result<Reference, PullError> {
-    reference
-        .parse::<Reference>()
-        .map_err(|e| PullError::InvalidReference {
-            reference: reference.to_owned(),
-            reason: e.to_string(),
-        })
+    super::reference::parse(reference).map_err(|reason| PullError::InvalidReference {
+        reference: reference.to_owned(),
+        reason,
+    })
 }
 
 /// Deletes the `*.tmp-*` files and directories interrupted writes left in `dir`.

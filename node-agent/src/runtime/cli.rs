@@ -89,7 +89,7 @@ struct RuntimeState {
 }
 
 /// How often `create` looks for the shim's progress.
-const CREATE_POLL: Duration = Duration::from_millis(10);
+const CREATE_POLL: Duration = Duration::from_millis(2);
 
 impl RuntimeCli {
     /// Creates the root and work directories if needed.
@@ -424,6 +424,12 @@ impl OciRuntime for RuntimeCli {
 
     async fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
         validate_id(id)?;
+        // Both runtimes keep a container's state in `<root>/<id>`: without
+        // it there is nothing to delete, and no process needs starting.
+        if !self.known_to_runtime(id) {
+            self.remove_link(id)?;
+            return Err(RuntimeError::NotFound { id: id.to_owned() });
+        }
         let args: &[&str] = if force { &["--force", id] } else { &[id] };
         self.run("delete", id, args).await?;
         self.remove_link(id)
