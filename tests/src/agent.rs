@@ -287,11 +287,11 @@ impl Drop for AgentProcess {
 }
 
 /// Lazily unmounts everything mounted below `dir`, deepest first.
-fn unmount_below(dir: &Path) {
+pub fn unmount_below(dir: &Path) {
     let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
-    let prefix = dir.to_string_lossy().into_owned();
+    let prefix = format!("{}/", dir.display());
     let mut points: Vec<&str> = mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4))

@@ -1,6 +1,6 @@
 //! Everything the benchmark makes on the host, and its removal.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
@@ -77,25 +77,8 @@ impl Drop for Scratch {
                     .status();
             }
         }
-        unmount_below(self.dir.path());
+        crate::agent::unmount_below(self.dir.path());
         remove_cgroups(&self.prefix);
-    }
-}
-
-/// Lazily unmounts every mount point below `dir`, deepest first.
-fn unmount_below(dir: &Path) {
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let prefix = format!("{}/", dir.display());
-    let mut points: Vec<&str> = mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .filter(|point| point.starts_with(&prefix))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for point in points {
-        let _ = Command::new("umount").args(["-l", point]).status();
     }
 }
 
