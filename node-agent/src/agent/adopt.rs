@@ -43,10 +43,21 @@ where
     let mut adopted = Vec::new();
     for uid in services.state.pod_uids()? {
         let desired_spec = desired.and_then(|d| d.pods.iter().find(|p| p.uid == uid));
-        let Some(record) = services.state.load_record(&uid)? else {
-            // A directory without a record: nothing of it ever ran.
-            services.state.remove_pod(&uid)?;
-            continue;
+        let record = match services.state.load_record(&uid) {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                // A directory without a record: nothing of it ever ran.
+                if let Err(error) = services.state.remove_pod(&uid) {
+                    tracing::warn!(%uid, %error, "removing a pod directory without a record");
+                }
+                continue;
+            }
+            Err(error) => {
+                // Left alone for an operator; its containers, if any, are
+                // unclaimed and removed below.
+                tracing::error!(%uid, %error, "pod record unreadable; pod left out");
+                continue;
+            }
         };
         let spec = match desired_spec {
             Some(spec) => spec.clone(),

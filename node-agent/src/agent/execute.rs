@@ -32,15 +32,6 @@ impl PodImages {
     }
 }
 
-/// The event that gives back a command the worker could not hand out
-/// (its record was not written); `None` when none is needed.
-pub(super) fn undo(command: &Command) -> Option<Event> {
-    match command {
-        Command::Run { id, .. } => Some(Event::Missing { id: id.clone() }),
-        _ => None,
-    }
-}
-
 pub(super) fn spawn<R, S, H>(
     services: &Arc<Services<R, S, H>>,
     spec: &Pod,
@@ -129,7 +120,10 @@ where
             match services.runtime.delete(&id, true).await {
                 Ok(()) | Err(RuntimeError::NotFound { .. }) => {}
                 Err(error) => {
-                    tracing::warn!(%id, %error, "deleting a container");
+                    // Its files stay until the runtime lets go of it.
+                    tracing::warn!(%id, %error, "deleting a container; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    return Event::RemoveFailed { id };
                 }
             }
             let dir = services.paths.container_dir(&id);

@@ -178,7 +178,12 @@ where
                     tracing::info!(revision = next.revision, held = ?revision, "older desired state ignored");
                     continue;
                 }
-                services.state.store_desired(&next)?;
+                if let Err(error) = services.state.store_desired(&next) {
+                    // Not acted on unless it is on disk: a crash must not
+                    // lose what was acknowledged.
+                    tracing::warn!(revision = next.revision, %error, "desired state not stored; not applied");
+                    continue;
+                }
                 revision = Some(next.revision);
                 for uid in finished.iter().filter(|uid| !next.pods.iter().any(|p| &p.uid == *uid)) {
                     if let Err(error) = services.state.remove_pod(uid) {
@@ -212,6 +217,42 @@ where
             }
         }
     }
+}
+
+/// What the agent checks itself before a pod's uid and container names
+/// become paths and runtime ids: a uid of lowercase letters, digits and '-'
+/// (a UUID), and container names that are unique DNS-1123 labels.
+fn check_pod(pod: &Pod) -> Result<(), String> {
+    let uid_ok = !pod.uid.is_empty()
+        && pod.uid.len() <= 64
+        && pod
+            .uid
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !uid_ok {
+        return Err(format!("pod uid {:?} is not a UUID", pod.uid));
+    }
+    let mut seen = BTreeSet::new();
+    for container in pod.init_containers.iter().chain(&pod.containers) {
+        let name = container.name.as_str();
+        let label = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-');
+        if !label {
+            return Err(format!("container name {name:?} is not a DNS-1123 label"));
+        }
+        if !seen.insert(name) {
+            return Err(format!("container name {name:?} is used twice"));
+        }
+    }
+    if pod.containers.is_empty() {
+        return Err("the pod has no containers".into());
+    }
+    Ok(())
 }
 
 /// How often unused images are collected (also after every pod that ends).
@@ -272,6 +313,22 @@ fn apply_desired<R, S, H>(
 {
     let now = services.clock.now_ms();
     for pod in desired.pods.iter().filter(|p| !finished.contains(&p.uid)) {
+        if let Err(reason) = check_pod(pod) {
+            if !workers.contains_key(&pod.uid) {
+                tracing::warn!(uid = %pod.uid, name = %pod.name, %reason, "pod refused");
+                let _ = status.send(PodStatusUpdate {
+                    node: services.node.clone(),
+                    pod_uid: pod.uid.clone(),
+                    phase: flotilla_shared::wire::PodPhase::Failed,
+                    reason: "InvalidPod".into(),
+                    message: reason,
+                    observed_revision: desired.revision,
+                    timestamp_ms: services.clock.now_ms(),
+                    ..PodStatusUpdate::default()
+                });
+            }
+            continue;
+        }
         match workers.get(&pod.uid) {
             Some(handle) => {
                 let _ = handle.tx.send(ToWorker::Spec(Box::new(pod.clone())));

@@ -251,3 +251,22 @@ async fn a_completed_pod_is_not_run_again_by_a_later_desired_state_or_a_restart(
     );
     agent.stop().await;
 }
+
+#[test]
+fn pods_whose_uid_or_names_would_escape_paths_or_collide_are_refused() {
+    let good = pod("0b7c6f1e-1d2c-4e5f-8a9b-0c1d2e3f4a5b");
+    assert_eq!(super::check_pod(&good), Ok(()));
+    let mut bad_uid = good.clone();
+    bad_uid.uid = "../../srv/app".into();
+    assert!(super::check_pod(&bad_uid).unwrap_err().contains("uid"));
+    let mut bad_name = good.clone();
+    bad_name.containers[0].name = "x-0/../../y".into();
+    assert!(
+        super::check_pod(&bad_name)
+            .unwrap_err()
+            .contains("DNS-1123")
+    );
+    let mut twice = good.clone();
+    twice.init_containers = vec![good.containers[0].clone()];
+    assert!(super::check_pod(&twice).unwrap_err().contains("twice"));
+}

@@ -48,24 +48,27 @@ pub(super) async fn run<R, S, H>(
     {
         tracing::warn!(%uid, %error, "writing the pod record");
     }
+    // The record changed in memory since it was last written.
+    let mut dirty = false;
     loop {
         let now = services.clock.now_ms();
         let step = state.step(&spec, now);
         let mut wake = step.wake_at_ms;
         let mut commands = step.commands;
-        if step.persist
+        if (step.persist || dirty)
             && let Err(error) = services.state.store_record(&state.record)
         {
             // Acting on an unrecorded run could start a duplicate after a
-            // crash: wait and step again.
+            // crash, and a finished run forgotten could run again: wait and
+            // step again.
             tracing::warn!(%uid, %error, "writing the pod record; retrying");
-            // The state machine marked these busy; give them back.
             for command in commands.drain(..) {
-                if let Some(event) = execute::undo(&command) {
-                    state.apply(&spec, event, now);
-                }
+                state.release(&spec, &command, now);
             }
+            dirty = true;
             wake = Some(now + PERSIST_RETRY_MS);
+        } else {
+            dirty = false;
         }
         for command in commands {
             execute::spawn(&services, &spec, &mut images, command, &events_tx);
@@ -88,17 +91,22 @@ pub(super) async fn run<R, S, H>(
         tokio::select! {
             Some(event) = events.recv() => {
                 let now = services.clock.now_ms();
-                state.apply(&spec, event, now);
+                dirty |= state.apply(&spec, event, now);
                 while let Ok(event) = events.try_recv() {
-                    state.apply(&spec, event, now);
+                    dirty |= state.apply(&spec, event, now);
                 }
             }
             message = inbox.recv(), if inbox_open => match message {
                 Some(ToWorker::Spec(next)) => {
                     let changed = *next != spec;
                     spec = *next;
+                    if changed {
+                        // Records follow the containers by name.
+                        state.align(&spec);
+                        dirty = true;
+                    }
                     if let Some(grace) = spec.deletion_grace_period_seconds {
-                        state.terminate(grace, services.clock.now_ms());
+                        dirty |= state.terminate(grace, services.clock.now_ms());
                     }
                     if changed && let Err(error) = services.state.store_pod(&spec) {
                         tracing::warn!(%uid, %error, "writing the pod spec");
@@ -108,7 +116,7 @@ pub(super) async fn run<R, S, H>(
                     let grace = spec
                         .deletion_grace_period_seconds
                         .unwrap_or(spec.termination_grace_period_seconds);
-                    state.terminate(grace, services.clock.now_ms());
+                    dirty |= state.terminate(grace, services.clock.now_ms());
                 }
                 None => inbox_open = false,
             },

@@ -105,6 +105,10 @@ pub enum Event {
     Removed {
         id: String,
     },
+    /// The runtime could not delete the run; `Remove` is asked for again.
+    RemoveFailed {
+        id: String,
+    },
     ProbeResult {
         container: String,
         id: String,
@@ -176,7 +180,7 @@ impl PodState {
     }
 
     /// Makes the record's containers match the spec's by name.
-    fn align(&mut self, spec: &Pod) {
+    pub fn align(&mut self, spec: &Pod) {
         fn aligned(records: &mut Vec<ContainerRecord>, containers: &[Container]) {
             let mut old = std::mem::take(records);
             for container in containers {
@@ -267,7 +271,10 @@ impl PodState {
                 false
             }
             Event::SandboxFailed { message } => {
+                // Either setting up or tearing down failed: both are asked
+                // for again by the next step.
                 live.busy.remove(&Busy::Sandbox);
+                live.busy.remove(&Busy::Teardown);
                 live.sandbox = Sandbox::Failed {
                     message,
                     retry_at_ms: now_ms.saturating_add(SANDBOX_RETRY_MS),
@@ -421,6 +428,10 @@ impl PodState {
                 live.busy.remove(&Busy::Signal(id));
                 false
             }
+            Event::RemoveFailed { id } => {
+                live.busy.remove(&Busy::Remove(id));
+                false
+            }
             Event::Removed { id } => {
                 live.busy.remove(&Busy::Remove(id.clone()));
                 live.observed.remove(&id);
@@ -452,6 +463,44 @@ impl PodState {
                 live.busy.remove(&Busy::Teardown);
                 live.sandbox = Sandbox::Removed;
                 false
+            }
+        }
+    }
+
+    /// Takes back a command the executor never received (its record could
+    /// not be written first): the next step hands it out again.
+    pub fn release(&mut self, spec: &Pod, command: &Command, now_ms: u64) {
+        let live = &mut self.live;
+        match command {
+            Command::PrepareSandbox => {
+                live.busy.remove(&Busy::Sandbox);
+            }
+            Command::Pull { container, .. } => {
+                live.busy.remove(&Busy::Pull(container.clone()));
+            }
+            Command::Run { id, .. } => {
+                self.apply(spec, Event::Missing { id: id.clone() }, now_ms);
+            }
+            Command::Signal { id, .. } => {
+                live.busy.remove(&Busy::Signal(id.clone()));
+                live.stopping.remove(id);
+            }
+            Command::Remove { id } => {
+                live.busy.remove(&Busy::Remove(id.clone()));
+            }
+            Command::Probe {
+                container,
+                id,
+                kind,
+                ..
+            } => {
+                live.busy.remove(&Busy::Probe(id.clone(), *kind));
+                if let Some(tracked) = live.probes.get_mut(&(container.clone(), *kind)) {
+                    tracked.tracker.in_flight = false;
+                }
+            }
+            Command::TeardownSandbox => {
+                live.busy.remove(&Busy::Teardown);
             }
         }
     }

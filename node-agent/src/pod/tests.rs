@@ -642,3 +642,67 @@ fn a_run_that_fails_to_create_reports_the_reason_and_retries_later() {
         ["0b7c6f1e-uid-app-1"]
     );
 }
+
+#[test]
+fn a_command_taken_back_is_handed_out_again() {
+    let spec = pod(vec![container("app")]);
+    let mut state = PodState::new(&spec, T0);
+    state.apply(&spec, Event::SandboxReady, T0);
+    let first = state.step(&spec, T0);
+    assert!(matches!(&first.commands[..], [Command::Pull { .. }]));
+    assert!(state.step(&spec, T0).commands.is_empty(), "in flight");
+    state.release(&spec, &first.commands[0], T0);
+    assert_eq!(state.step(&spec, T0).commands, first.commands);
+}
+
+#[test]
+fn a_failed_removal_or_teardown_is_asked_for_again() {
+    let mut world = World::new(pod(vec![container("app")]));
+    world.settle();
+    world.exit("0b7c6f1e-uid-app-0", 1);
+    let step = world.state.step(&world.spec, world.now);
+    let remove = Command::Remove {
+        id: "0b7c6f1e-uid-app-0".into(),
+    };
+    assert!(step.commands.contains(&remove));
+    world.state.apply(
+        &world.spec.clone(),
+        Event::RemoveFailed {
+            id: "0b7c6f1e-uid-app-0".into(),
+        },
+        world.now,
+    );
+    assert!(
+        world
+            .state
+            .step(&world.spec, world.now)
+            .commands
+            .contains(&remove)
+    );
+
+    world.state.apply(
+        &world.spec.clone(),
+        Event::Removed {
+            id: "0b7c6f1e-uid-app-0".into(),
+        },
+        world.now,
+    );
+    world.state.terminate(0, world.now);
+    let step = world.state.step(&world.spec, world.now);
+    assert!(
+        step.commands.contains(&Command::TeardownSandbox),
+        "{step:?}"
+    );
+    world.state.apply(
+        &world.spec.clone(),
+        Event::SandboxFailed {
+            message: "busy".into(),
+        },
+        world.now,
+    );
+    let again = world.state.step(&world.spec, world.now);
+    assert!(
+        again.commands.contains(&Command::TeardownSandbox),
+        "{again:?}"
+    );
+}
