@@ -91,9 +91,13 @@ where
                     exit: Some(exit),
                     ..
                 }) => Event::Exited {
+                    oom_killed: exit.code == 137
+                        && services
+                            .host
+                            .oom_kills(&super::host::container_cgroup(&uid, &id))
+                            > 0,
                     id,
                     code: exit.code,
-                    oom_killed: false,
                     finished_at_ms: exit.finished_at_ms,
                 },
                 // Stopped with its exit unknown, created but never started,

@@ -107,7 +107,8 @@ pub enum AgentError {
 /// Messages a pod worker gets from the agent.
 #[derive(Debug)]
 enum ToWorker {
-    Spec(Box<Pod>),
+    /// The pod's spec in the desired state of this revision.
+    Spec(Box<Pod>, u64),
     /// The pod left the desired state: stop it with its own grace period.
     Gone,
 }
@@ -149,7 +150,13 @@ where
             continue;
         }
         let handle = spawn_worker(
-            &services, pod.state, pod.spec, pod.events, &status, &done_tx,
+            &services,
+            pod.state,
+            pod.spec,
+            pod.events,
+            revision.unwrap_or(0),
+            &status,
+            &done_tx,
         );
         if pod.gone {
             let _ = handle.tx.send(ToWorker::Gone);
@@ -331,11 +338,21 @@ fn apply_desired<R, S, H>(
         }
         match workers.get(&pod.uid) {
             Some(handle) => {
-                let _ = handle.tx.send(ToWorker::Spec(Box::new(pod.clone())));
+                let _ = handle
+                    .tx
+                    .send(ToWorker::Spec(Box::new(pod.clone()), desired.revision));
             }
             None => {
                 let state = crate::pod::PodState::new(pod, now);
-                let handle = spawn_worker(services, state, pod.clone(), Vec::new(), status, done);
+                let handle = spawn_worker(
+                    services,
+                    state,
+                    pod.clone(),
+                    Vec::new(),
+                    desired.revision,
+                    status,
+                    done,
+                );
                 workers.insert(pod.uid.clone(), handle);
             }
         }
@@ -352,6 +369,7 @@ fn spawn_worker<R, S, H>(
     state: crate::pod::PodState,
     spec: Pod,
     events: Vec<crate::pod::Event>,
+    revision: u64,
     status: &mpsc::UnboundedSender<PodStatusUpdate>,
     done: &mpsc::UnboundedSender<String>,
 ) -> WorkerHandle
@@ -363,9 +381,12 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(worker::run(
         Arc::clone(services),
-        state,
-        spec,
-        events,
+        worker::Start {
+            state,
+            spec,
+            initial: events,
+            revision,
+        },
         rx,
         status.clone(),
         done.clone(),

@@ -15,11 +15,18 @@ use crate::runtime::OciRuntime;
 /// How long a record that could not be written waits before the next try.
 const PERSIST_RETRY_MS: u64 = 1_000;
 
+/// A worker's pod at its start: its state, spec, what the runtime holds of
+/// it (adopted pods), and the desired-state revision it came with.
+pub(super) struct Start {
+    pub state: PodState,
+    pub spec: Pod,
+    pub initial: Vec<Event>,
+    pub revision: u64,
+}
+
 pub(super) async fn run<R, S, H>(
     services: Arc<Services<R, S, H>>,
-    mut state: PodState,
-    mut spec: Pod,
-    initial: Vec<Event>,
+    start: Start,
     mut inbox: mpsc::UnboundedReceiver<ToWorker>,
     status: mpsc::UnboundedSender<PodStatusUpdate>,
     done: mpsc::UnboundedSender<String>,
@@ -28,6 +35,12 @@ pub(super) async fn run<R, S, H>(
     S: ImageSource,
     H: Host,
 {
+    let Start {
+        mut state,
+        mut spec,
+        initial,
+        mut revision,
+    } = start;
     let uid = spec.uid.clone();
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let mut images = execute::PodImages::default();
@@ -75,7 +88,7 @@ pub(super) async fn run<R, S, H>(
         }
         let current = state.status(&spec, now);
         if last_status.as_ref() != Some(&current) {
-            let _ = status.send(update(&services.node, &spec, &current, now));
+            let _ = status.send(update(&services.node, &spec, &current, revision, now));
             last_status = Some(current);
         }
         if state.record.finished {
@@ -97,7 +110,8 @@ pub(super) async fn run<R, S, H>(
                 }
             }
             message = inbox.recv(), if inbox_open => match message {
-                Some(ToWorker::Spec(next)) => {
+                Some(ToWorker::Spec(next, at_revision)) => {
+                    revision = at_revision;
                     let changed = *next != spec;
                     spec = *next;
                     if changed {
@@ -125,7 +139,13 @@ pub(super) async fn run<R, S, H>(
     }
 }
 
-fn update(node: &str, spec: &Pod, status: &crate::pod::PodStatus, now_ms: u64) -> PodStatusUpdate {
+fn update(
+    node: &str,
+    spec: &Pod,
+    status: &crate::pod::PodStatus,
+    revision: u64,
+    now_ms: u64,
+) -> PodStatusUpdate {
     PodStatusUpdate {
         node: node.to_owned(),
         pod_uid: spec.uid.clone(),
@@ -136,7 +156,7 @@ fn update(node: &str, spec: &Pod, status: &crate::pod::PodStatus, now_ms: u64) -
         start_time_ms: Some(status.start_time_ms),
         init_containers: status.init_containers.clone(),
         containers: status.containers.clone(),
-        observed_revision: 0,
+        observed_revision: revision,
         timestamp_ms: now_ms,
     }
 }

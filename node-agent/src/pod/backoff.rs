@@ -13,11 +13,14 @@ pub const RESET_AFTER_MS: u64 = 600_000;
 
 /// When the next attempt may start, and how long the one after must wait.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Backoff {
     /// The delay the next failure will impose; 0 before the first failure.
     pub next_delay_ms: u64,
     /// No attempt before this time (Unix ms).
     pub until_ms: u64,
+    /// The delay the last failure imposed (what CrashLoopBackOff shows).
+    pub delay_ms: u64,
 }
 
 impl Backoff {
@@ -28,6 +31,7 @@ impl Backoff {
             self.next_delay_ms = INITIAL_MS;
         }
         let delay = self.next_delay_ms;
+        self.delay_ms = delay;
         self.until_ms = now_ms.saturating_add(delay);
         self.next_delay_ms = delay.saturating_mul(2).min(MAX_MS);
         self.until_ms

@@ -238,6 +238,10 @@ impl PodState {
                     since_ms: now_ms,
                     deadline_ms,
                 });
+                // Stops already under way (a probe, a new spec) end by then too.
+                for stopping in self.live.stopping.values_mut() {
+                    stopping.deadline_ms = stopping.deadline_ms.min(deadline_ms);
+                }
                 true
             }
         }
@@ -587,10 +591,12 @@ impl PodState {
             finished_at_ms,
         });
         record.removing.push(run.id);
+        let pod_done = self.record.containers.iter().all(|c| c.done);
         let restart = if terminating {
             false
         } else if sidecar {
-            true
+            // Sidecars stop for good once every container has finished.
+            !pod_done
         } else {
             match (slot, policy) {
                 (Slot::Init(_), RestartPolicy::Never) => {

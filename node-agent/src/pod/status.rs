@@ -200,7 +200,7 @@ impl PodState {
             return waiting(&error.reason, &error.message);
         }
         if record.last_termination.is_some() && record.backoff.waiting(now_ms) {
-            let delay_s = (record.backoff.next_delay_ms / 2).max(backoff::INITIAL_MS) / 1000;
+            let delay_s = record.backoff.delay_ms.max(backoff::INITIAL_MS) / 1000;
             return waiting(
                 "CrashLoopBackOff",
                 &format!(
