@@ -96,6 +96,24 @@ fn image_rootfs(dir: &Path) -> PathBuf {
     root
 }
 
+/// Whether the host's busybox is built for the architecture this test was
+/// compiled for. Under qemu-user (the ARM unit tests on an x86 machine) it
+/// is not: the bundle's seccomp profile names the target's architectures,
+/// so the host's runc would run an x86 program under an ARM-only filter.
+fn busybox_matches_this_build() -> bool {
+    let Ok(elf) = std::fs::read(BUSYBOX) else {
+        return false;
+    };
+    let machine = elf.get(18..20).map(|m| u16::from_le_bytes([m[0], m[1]]));
+    let wanted: u16 = match std::env::consts::ARCH {
+        "x86_64" => 62,
+        "aarch64" => 183,
+        "arm" => 40,
+        _ => return false,
+    };
+    machine == Some(wanted)
+}
+
 #[test]
 fn runc_runs_a_hardened_bundle_as_specified() {
     assert!(Path::new(RUNC).exists(), "this test needs runc at {RUNC}");
@@ -103,6 +121,11 @@ fn runc_runs_a_hardened_bundle_as_specified() {
         Path::new(BUSYBOX).exists(),
         "this test needs a static busybox at {BUSYBOX}"
     );
+    if !busybox_matches_this_build() {
+        // Run natively on an ARM device or CI runner, it takes this path.
+        eprintln!("{BUSYBOX} is for another architecture than this build (qemu-user): not run");
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let unique = format!(
