@@ -267,6 +267,16 @@ impl AgentProcess {
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.kill9();
+        // Shims still creating a container when the agent died would finish
+        // after the runtime's list below: kill them first (they name the
+        // temp dir on their command line), then every process left in the
+        // pods' cgroups.
+        kill_processes_naming(self.dir.path());
+        if let Ok(entries) = std::fs::read_dir(self.state_dir().join("pods")) {
+            for entry in entries.flatten() {
+                kill_pod_processes(&entry.file_name().to_string_lossy());
+            }
+        }
         // Containers (and with them their shims), then mounts, then cgroups.
         for (id, _, _) in self.runtime_containers() {
             let _ = Command::new("runc")
@@ -281,6 +291,52 @@ impl Drop for AgentProcess {
         if let Ok(entries) = std::fs::read_dir(&pods) {
             for entry in entries.flatten() {
                 remove_pod_cgroups(&entry.file_name().to_string_lossy());
+            }
+        }
+    }
+}
+
+/// SIGKILLs every process whose command line names a path below `dir`.
+fn kill_processes_naming(dir: &Path) {
+    let needle = format!("{}/", dir.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in procs.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&needle) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// SIGKILLs every process in `/flotilla/pod-<uid>` of the pids hierarchy
+/// (or the v2 root), children included.
+fn kill_pod_processes(uid: &str) {
+    for root in [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup",
+    ] {
+        let pod = PathBuf::from(root)
+            .join("flotilla")
+            .join(format!("pod-{uid}"));
+        let mut dirs = vec![pod];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.path().is_dir() {
+                    dirs.push(entry.path());
+                }
+            }
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
             }
         }
     }
