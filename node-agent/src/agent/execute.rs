@@ -35,7 +35,7 @@ impl PodImages {
 pub(super) fn spawn<R, S, H>(
     services: &Arc<Services<R, S, H>>,
     spec: &Pod,
-    shared: &mut PodImages,
+    shared: &PodImages,
     command: Command,
     events: &mpsc::UnboundedSender<Event>,
 ) where

@@ -43,7 +43,7 @@ pub(super) async fn run<R, S, H>(
     } = start;
     let uid = spec.uid.clone();
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
-    let mut images = execute::PodImages::default();
+    let images = execute::PodImages::default();
     let mut last_status = None;
     let mut inbox_open = true;
     // What the runtime holds of an adopted pod; running runs are watched.
@@ -84,7 +84,7 @@ pub(super) async fn run<R, S, H>(
             dirty = false;
         }
         for command in commands {
-            execute::spawn(&services, &spec, &mut images, command, &events_tx);
+            execute::spawn(&services, &spec, &images, command, &events_tx);
         }
         let current = state.status(&spec, now);
         if last_status.as_ref() != Some(&current) {
