@@ -4,7 +4,8 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in qemu-user-static clang lld llvm file busybox-static runc crun nftables iproute2 \
+# g++: libFuzzer (the fuzz smoke step) is C++ and built by cc-rs with `c++`.
+for pkg in qemu-user-static g++ clang lld llvm file busybox-static runc crun nftables iproute2 \
     etcd-server etcd-client protobuf-compiler docker-registry; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
