@@ -21,7 +21,8 @@ pub(crate) struct Catalog {
     pub references: BTreeMap<String, String>,
     /// Manifest digest → what the image is made of.
     pub images: BTreeMap<String, ImageRecord>,
-    /// The next value of `ImageRecord::last_used`: a use counter, not a clock.
+    /// The last value given to an `ImageRecord::last_used`: a use counter,
+    /// not a clock.
     pub next_use: u64,
 }
 
@@ -106,12 +107,18 @@ impl Catalog {
         crate::state::write_atomic(path, &bytes).map_err(StoreError::io(path))
     }
 
-    /// Marks an image used now.
-    pub fn touch(&mut self, digest: &str) {
-        let now = self.next_use;
-        if let Some(record) = self.images.get_mut(digest) {
-            record.last_used = now;
-            self.next_use += 1;
+    /// Marks an image used now; false if it already was the last one used
+    /// (or is unknown), so that nothing changed and nothing needs saving.
+    pub fn touch(&mut self, digest: &str) -> bool {
+        let latest = self.next_use;
+        match self.images.get_mut(digest) {
+            // Uses count from 1: a record at 0 was never used.
+            Some(record) if record.last_used == 0 || record.last_used != latest => {
+                self.next_use += 1;
+                record.last_used = self.next_use;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -200,6 +207,30 @@ mod tests {
             record('c', &[('b', 100), ('d', 10)], 500),
         );
         assert_eq!(c.usage(), (1 + 100) + 1000 + (1 + 10) + 500);
+    }
+
+    #[test]
+    fn touching_orders_images_by_use_and_the_last_used_again_changes_nothing() {
+        let mut c = Catalog::default();
+        let (one, two) = (
+            format!("sha256:{}", "1".repeat(64)),
+            format!("sha256:{}", "2".repeat(64)),
+        );
+        c.images.insert(one.clone(), record('a', &[], 1));
+        c.images.insert(two.clone(), record('b', &[], 1));
+        // Never used (0), then used: both count as changes.
+        assert!(c.touch(&one));
+        assert!(c.touch(&two));
+        assert!(!c.touch(&two), "already the last one used");
+        assert!(c.touch(&one));
+        assert!(!c.touch(&one));
+        assert!(c.images[&two].last_used < c.images[&one].last_used);
+        assert!(!c.touch("sha256:unknown"));
+        // A fresh record is not taken for the last used, even at counter 0.
+        let mut fresh = Catalog::default();
+        fresh.images.insert(one.clone(), record('a', &[], 1));
+        assert!(fresh.touch(&one));
+        assert_eq!(fresh.images[&one].last_used, 1);
     }
 
     #[test]

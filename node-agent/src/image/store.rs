@@ -181,8 +181,10 @@ impl<S: ImageSource> ImageStore<S> {
                 path: config_path.clone(),
                 reason: e.to_string(),
             })?;
-        catalog.touch(&digest);
-        catalog.save(&self.root.join("index.json"))?;
+        // Starting containers of one image again and again rewrites nothing.
+        if catalog.touch(&digest) {
+            catalog.save(&self.root.join("index.json"))?;
+        }
         Ok(Some(Image {
             reference: reference.to_owned(),
             id: format!("{}@{digest}", record.repository),
