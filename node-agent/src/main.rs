@@ -31,6 +31,10 @@ enum Command {
     /// Watch one container (started by the agent, not by hand): run the OCI
     /// runtime's create, keep the container's logs, record its exit.
     Shim(flotilla_agent::runtime::shim::ShimArgs),
+    /// A shim started ahead of need: reads the `shim` arguments of the next
+    /// container from stdin (NUL-separated), then is that container's shim.
+    #[command(hide = true)]
+    ShimStandby,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             flotilla_agent::agent::cli::run(args)?;
         }
         Command::Shim(args) => std::process::exit(flotilla_agent::runtime::shim::main(&args)),
+        Command::ShimStandby => std::process::exit(flotilla_agent::runtime::shim::standby_main()),
     }
     Ok(())
 }

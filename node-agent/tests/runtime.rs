@@ -417,6 +417,81 @@ async fn a_failed_create_returns_the_runtimes_error_and_leaves_nothing() {
     assert_eq!(rt.shim_dir(&id), None);
 }
 
+/// The pids of this process's `shim-standby` children.
+fn standby_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1));
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            == Some("Z");
+        if ppid == Some(me.as_str())
+            && !zombie
+            && String::from_utf8_lossy(&cmdline).contains("shim-standby")
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn run_creates_and_starts_in_one_call_and_a_failed_run_leaves_nothing() {
+    let fx = Fixture::new();
+    let rt = fx.runtime();
+    let id = fx.id("run");
+    let req = fx.bundle(&id, "echo up; exec sleep 1000", None, true);
+    let running = rt.run(&req).await.expect("run");
+    assert_eq!(running.status, Status::Running);
+    let state = rt.state(&id).await.expect("state").expect("exists");
+    assert_eq!((state.status, state.pid), (Status::Running, running.pid));
+    wait_for_log(&req.shim_dir, "stdout F up").await;
+
+    // The next start's shim is already waiting.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while standby_children().is_empty() {
+        assert!(Instant::now() < deadline, "no spare shim was started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let bad = fx.id("runbad");
+    let req_bad = fx.bundle(&bad, "true", None, true);
+    let config = std::fs::read_to_string(req_bad.bundle.join("config.json")).unwrap();
+    std::fs::write(
+        req_bad.bundle.join("config.json"),
+        config.replace("/bin/sh", "/bin/nonexistent"),
+    )
+    .unwrap();
+    let err = rt.run(&req_bad).await.unwrap_err();
+    assert!(err.to_string().contains("nonexistent"), "{err}");
+    assert_eq!(rt.state(&bad).await.expect("state"), None);
+
+    rt.kill(&id, libc::SIGKILL).await.expect("kill");
+    wait_for(&rt, &id, Status::Stopped).await;
+    rt.delete(&id, false).await.expect("delete");
+    // A spare shim ends with the runtime that made it.
+    drop(rt);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !standby_children().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a spare shim outlived its runtime"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn exec_returns_output_and_exit_code_and_times_out() {
     let fx = Fixture::new();

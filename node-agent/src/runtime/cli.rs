@@ -2,11 +2,14 @@
 //!
 //! Every call passes `--root <root>` (our containers apart from anyone
 //! else's) and `--log <file> --log-format json`, a file per call, so that the
-//! runtime's own error text ends up in the [`RuntimeError`]. `create` goes
-//! through a [`shim`](super::shim) process per container, which holds the
-//! container's stdio and records its exit; the agent never waits for a
-//! created container's output (`Command::output()` would wait for the
-//! container to end, since it inherits the pipes).
+//! runtime's own error text ends up in the [`RuntimeError`]. `create` and
+//! `run` go through a [`shim`](super::shim) process per container, which
+//! holds the container's stdio and records its exit; the agent never waits
+//! for a created container's output (`Command::output()` would wait for the
+//! container to end, since it inherits the pipes). The shim reports the
+//! container's pid on a pipe, and one spare shim is kept started ahead
+//! (`shim-standby`), so that a start waits neither for a process to be made
+//! nor for a file to be polled.
 //!
 //! Files: `<work_dir>/shims/<id>` is a symlink to the container's shim
 //! directory, so that `state` and `list` find exit files after the agent
@@ -17,10 +20,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::Command;
 
 use super::files::{self, ShimRecord};
@@ -77,6 +81,10 @@ impl RuntimeCliConfig {
 pub struct RuntimeCli {
     config: RuntimeCliConfig,
     calls: AtomicU64,
+    /// A shim started ahead (`shim-standby`), waiting on its stdin for the
+    /// next container: a start then does not wait for a process to be
+    /// made and to load. Made again after each start.
+    spare: Arc<Mutex<Option<tokio::process::Child>>>,
 }
 
 /// What `runc state` and `runc list --format json` say about a container.
@@ -88,8 +96,9 @@ struct RuntimeState {
     status: String,
 }
 
-/// How often `create` looks for the shim's progress.
-const CREATE_POLL: Duration = Duration::from_millis(2);
+/// How often a stopped container's exit file is looked for while its shim
+/// is about to write it.
+const EXIT_POLL: Duration = Duration::from_millis(2);
 
 impl RuntimeCli {
     /// Creates the root and work directories if needed.
@@ -106,6 +115,7 @@ impl RuntimeCli {
         Ok(RuntimeCli {
             config,
             calls: AtomicU64::new(0),
+            spare: Arc::default(),
         })
     }
 
@@ -260,7 +270,7 @@ impl RuntimeCli {
                 // The shim is gone without a record (killed): unknown.
                 return files::read_exit(dir).map_err(Self::io(&exit_path));
             }
-            tokio::time::sleep(CREATE_POLL).await;
+            tokio::time::sleep(EXIT_POLL).await;
         }
     }
 
@@ -300,6 +310,51 @@ impl RuntimeCli {
         }
     }
 
+    /// How a shim is started: `shim-standby`, which reads its arguments
+    /// from stdin. Its stderr is the agent's until it knows its container.
+    fn standby_command(&self) -> Command {
+        let mut cmd = Command::new(&self.config.shim_exe);
+        cmd.arg("shim-standby")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        cmd
+    }
+
+    /// The spare shim if it still waits, else a new one.
+    fn take_shim(&self) -> Result<tokio::process::Child, RuntimeError> {
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = spare
+            && matches!(child.try_wait(), Ok(None))
+        {
+            return Ok(child);
+        }
+        self.standby_command()
+            .spawn()
+            .map_err(|source| RuntimeError::Spawn {
+                binary: self.config.shim_exe.clone(),
+                source,
+            })
+    }
+
+    /// Starts the next spare shim, off the caller's path (making a process
+    /// blocks the thread for a while).
+    fn refill_spare(&self) {
+        let mut cmd = self.standby_command();
+        let spare = Arc::clone(&self.spare);
+        tokio::task::spawn_blocking(move || match cmd.spawn() {
+            Ok(child) => {
+                let old = spare
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .replace(child);
+                // Two starts at once made two: the older one ends on EOF.
+                drop(old);
+            }
+            Err(error) => tracing::debug!(%error, "starting a spare shim"),
+        });
+    }
+
     /// Undoes a failed create: the runtime's state, our link.
     async fn abandon(&self, id: &str) {
         if self.known_to_runtime(id) {
@@ -309,8 +364,15 @@ impl RuntimeCli {
     }
 }
 
-impl OciRuntime for RuntimeCli {
-    async fn create(&self, request: &CreateRequest) -> Result<ContainerInfo, RuntimeError> {
+impl RuntimeCli {
+    /// Creates the container through a shim, and starts it too with
+    /// `start` (the runtime's `run -d`); returns once the shim reports the
+    /// runtime done and the container's pid.
+    async fn launch(
+        &self,
+        request: &CreateRequest,
+        start: bool,
+    ) -> Result<ContainerInfo, RuntimeError> {
         let id = request.id.as_str();
         validate_id(id)?;
         let config_json = request.bundle.join("config.json");
@@ -336,69 +398,59 @@ impl OciRuntime for RuntimeCli {
             bundle,
             id: id.to_owned(),
             dir: dir.clone(),
+            start,
             log_max_bytes: self.config.log_limits.max_bytes,
             log_max_files: self.config.log_limits.max_files,
         };
-        let shim_log = shim::open_shim_log(&dir).map_err(Self::io(&dir.join(files::SHIM_LOG)))?;
-        let mut child = Command::new(&self.config.shim_exe)
-            .arg("shim")
-            .args(args.to_args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(shim_log)
-            .spawn()
-            .map_err(|source| RuntimeError::Spawn {
-                binary: self.config.shim_exe.clone(),
-                source,
-            })?;
+        let mut child = self.take_shim()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A spare that died meanwhile fails here; the report says so.
+            let _ = stdin.write_all(&shim::standby_input(&args)).await;
+        }
         let shim_pid = child.id();
-
-        let deadline = tokio::time::Instant::now() + self.config.create_timeout;
-        let pid_path = dir.join(files::PID);
-        let outcome = loop {
-            // shim.pid is written only after the runtime's create succeeded
-            // and the pid file was read.
-            if ShimRecord::read(&dir).ok().flatten().is_some() {
-                match files::read_pid(&pid_path) {
-                    Ok(Some(pid)) => break Ok(pid),
-                    Ok(None) => {}
-                    Err(source) => break Err(Self::io(&pid_path)(source)),
+        let report = child.stdout.take().expect("the shim's stdout is piped");
+        let outcome =
+            match tokio::time::timeout(self.config.create_timeout, shim::read_report(report)).await
+            {
+                Ok(Ok(Some(pid))) => Ok(pid),
+                Ok(Ok(None)) => {
+                    // The shim closed its report without one: it failed.
+                    let status = child.wait().await.ok();
+                    Err(RuntimeError::Shim {
+                        id: id.to_owned(),
+                        message: Self::shim_failure(&dir, status),
+                    })
                 }
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                // It may have created the container just before it ended.
-                if ShimRecord::read(&dir).ok().flatten().is_some()
-                    && let Ok(Some(pid)) = files::read_pid(&pid_path)
-                {
-                    break Ok(pid);
+                Ok(Err(source)) => Err(RuntimeError::Io {
+                    path: dir.clone(),
+                    source,
+                }),
+                Err(_) => {
+                    if let Some(pid) = shim_pid {
+                        // The shim leads its own group: this takes the runtime too.
+                        let _ = sysproc::kill_group(pid, libc::SIGKILL);
+                    }
+                    let _ = child.kill().await;
+                    Err(RuntimeError::CreateTimeout {
+                        id: id.to_owned(),
+                        timeout: self.config.create_timeout,
+                    })
                 }
-                break Err(RuntimeError::Shim {
-                    id: id.to_owned(),
-                    message: Self::shim_failure(&dir, Some(status)),
-                });
-            }
-            if tokio::time::Instant::now() >= deadline {
-                if let Some(pid) = shim_pid {
-                    // The shim leads its own group: this takes the runtime too.
-                    let _ = sysproc::kill_group(pid, libc::SIGKILL);
-                }
-                let _ = child.kill().await;
-                break Err(RuntimeError::CreateTimeout {
-                    id: id.to_owned(),
-                    timeout: self.config.create_timeout,
-                });
-            }
-            tokio::time::sleep(CREATE_POLL).await;
-        };
+            };
         match outcome {
             Ok(pid) => {
                 // Reap the shim whenever it ends; its record stays on disk.
                 tokio::spawn(async move {
                     let _ = child.wait().await;
                 });
+                self.refill_spare();
                 Ok(ContainerInfo {
                     id: id.to_owned(),
-                    status: Status::Created,
+                    status: if start {
+                        Status::Running
+                    } else {
+                        Status::Created
+                    },
                     pid: Some(pid),
                     exit: None,
                 })
@@ -408,6 +460,16 @@ impl OciRuntime for RuntimeCli {
                 Err(e)
             }
         }
+    }
+}
+
+impl OciRuntime for RuntimeCli {
+    async fn create(&self, request: &CreateRequest) -> Result<ContainerInfo, RuntimeError> {
+        self.launch(request, false).await
+    }
+
+    async fn run(&self, request: &CreateRequest) -> Result<ContainerInfo, RuntimeError> {
+        self.launch(request, true).await
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {

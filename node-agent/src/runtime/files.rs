@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 
 use super::Exit;
-use crate::state::write_atomic;
+use crate::state::write_atomic_volatile;
 
 /// The container's host pid, written by the runtime's `--pid-file`.
 pub const PID: &str = "pid";
@@ -68,8 +68,10 @@ impl ShimRecord {
         Ok(ShimRecord { pid, start_time })
     }
 
+    /// Written without fsync: it describes a process, which a power loss
+    /// ends anyway (a torn record reads as an error, taken for no shim).
     pub fn write(&self, shim_dir: &Path) -> io::Result<()> {
-        write_atomic(
+        write_atomic_volatile(
             &shim_dir.join(SHIM_PID),
             format!("{} {}\n", self.pid, self.start_time).as_bytes(),
         )
@@ -189,7 +191,7 @@ mod tests {
             signal: Some(15),
             finished_at_ms: 1,
         };
-        write_atomic(
+        crate::state::write_atomic(
             &dir.path().join(EXIT),
             &serde_json::to_vec(&exit).expect("json"),
         )

@@ -252,6 +252,19 @@ impl OciRuntime for MemoryRuntime {
         Ok(())
     }
 
+    async fn run(&self, request: &CreateRequest) -> Result<ContainerInfo, RuntimeError> {
+        let created = self.create(request).await?;
+        if let Err(e) = self.start(&request.id).await {
+            // As a runtime binary's `run` does: no container is left.
+            self.lock().containers.remove(&request.id);
+            return Err(e);
+        }
+        Ok(ContainerInfo {
+            status: Status::Running,
+            ..created
+        })
+    }
+
     async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
         let now = self.now_ms.load(Ordering::SeqCst);
         let mut inner = self.begin(Verb::Kill, id, format!("kill {id} {signal}"))?;

@@ -9,7 +9,8 @@
 //! on this host, else runc.
 //!
 //! A container's life through the trait: `create` (the runtime has set it up
-//! and its pid is known; it waits on `start`), `start`, then `state`/`list`
+//! and its pid is known; it waits on `start`), `start` (or both at once:
+//! `run`), then `state`/`list`
 //! report `Running` until it ends, then `Stopped` with its [`Exit`] (code 143
 //! after SIGTERM, as a shell reports it). `Stopped` with `exit: None` means the
 //! exit status is unknown: the shim that watched the container was killed, so
@@ -102,6 +103,13 @@ pub trait OciRuntime {
     ) -> impl Future<Output = Result<ContainerInfo, RuntimeError>> + Send;
     /// Starts the user process of a `Created` container.
     fn start(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// `create` and `start` in one: returns once the container is `Running`
+    /// and its pid known. A runtime binary does this in one call (`run -d`),
+    /// which saves a process per start; a failed run leaves no container.
+    fn run(
+        &self,
+        request: &CreateRequest,
+    ) -> impl Future<Output = Result<ContainerInfo, RuntimeError>> + Send;
     /// Sends `signal` to the container's init process.
     fn kill(&self, id: &str, signal: i32) -> impl Future<Output = Result<(), RuntimeError>> + Send;
     /// Removes a stopped container (any container with `force`).

@@ -3,10 +3,13 @@
 //!
 //! 1. leaves the agent's session (`setsid`) and becomes a child subreaper,
 //!    so the container, once the runtime exits, is reparented to it;
-//! 2. runs `<runtime> create --pid-file <dir>/pid` with two pipes as the
-//!    container's stdout and stderr, and waits for it;
-//! 3. writes `<dir>/shim.pid` (its pid and start time), which tells the agent
-//!    the container is created, and lets an agent that restarted find it;
+//! 2. runs `<runtime> create --pid-file <dir>/pid` (or `run -d`, created and
+//!    started in one call, with `--start`) with two pipes as the container's
+//!    stdout and stderr, and waits for it;
+//! 3. writes `<dir>/shim.pid` (its pid and start time), which lets an agent
+//!    that restarted find it, then reports the container's pid on its stdout
+//!    (one line) and closes it: the agent waits for that line, and takes an
+//!    end of file without it for a failure;
 //! 4. drains the pipes into the rotating CRI log `<dir>/container.log` and
 //!    reaps children with `waitpid(-1)` (safe here: single-threaded, and its
 //!    only children are the runtime and the container);
@@ -56,6 +59,9 @@ pub struct ShimArgs {
     /// The shim's directory (pid, shim.pid, exit, logs).
     #[arg(long)]
     pub dir: PathBuf,
+    /// Start the container too (`run -d` instead of `create`).
+    #[arg(long)]
+    pub start: bool,
     /// Rotate the container log when it would grow past this many bytes.
     #[arg(long, default_value_t = LogLimits::default().max_bytes)]
     pub log_max_bytes: u64,
@@ -78,6 +84,9 @@ impl ShimArgs {
             args.push(flag.into());
             args.push(value.to_owned());
         }
+        if self.start {
+            args.push("--start".into());
+        }
         args.push(format!("--log-max-bytes={}", self.log_max_bytes).into());
         args.push(format!("--log-max-files={}", self.log_max_files).into());
         args
@@ -96,9 +105,10 @@ pub enum ShimError {
     Io { path: PathBuf, source: io::Error },
     #[error("running {binary}: {source}")]
     Spawn { binary: PathBuf, source: io::Error },
-    #[error("{binary} create {id} failed ({status}): {message}")]
+    #[error("{binary} {command} {id} failed ({status}): {message}")]
     CreateFailed {
         binary: PathBuf,
+        command: &'static str,
         id: String,
         status: String,
         message: String,
@@ -133,6 +143,7 @@ pub fn run(args: &ShimArgs) -> Result<Exit, ShimError> {
     }
 
     let pid_path = args.dir.join(files::PID);
+    let command = if args.start { "run" } else { "create" };
     let status = {
         // The command owns the pipes' write ends; it is dropped right after
         // the spawn so that only the runtime and the container hold them.
@@ -142,7 +153,12 @@ pub fn run(args: &ShimArgs) -> Result<Exit, ShimError> {
             .arg(&args.root)
             .arg("--log")
             .arg(args.dir.join(files::RUNTIME_LOG))
-            .args(["--log-format", "json", "create", "--bundle"])
+            .args(["--log-format", "json", command]);
+        if args.start {
+            create.arg("--detach");
+        }
+        create
+            .arg("--bundle")
             .arg(&args.bundle)
             .arg("--pid-file")
             .arg(&pid_path)
@@ -155,9 +171,7 @@ pub fn run(args: &ShimArgs) -> Result<Exit, ShimError> {
             source,
         })?;
         drop(create);
-        child
-            .wait()
-            .map_err(setup("waiting for the runtime's create"))?
+        child.wait().map_err(setup("waiting for the runtime"))?
     };
     if !status.success() {
         let mut stderr_text = String::new();
@@ -169,6 +183,7 @@ pub fn run(args: &ShimArgs) -> Result<Exit, ShimError> {
         }
         return Err(ShimError::CreateFailed {
             binary: args.runtime.clone(),
+            command,
             id: args.id.clone(),
             status: status.to_string(),
             message,
@@ -198,6 +213,7 @@ pub fn run(args: &ShimArgs) -> Result<Exit, ShimError> {
             path: record_path,
             source,
         })?;
+    report(container_pid).map_err(setup("reporting the container's pid"))?;
 
     let status = watch(
         container_pid,
@@ -229,6 +245,51 @@ pub fn run(args: &ShimArgs) -> Result<Exit, ShimError> {
         source,
     })?;
     Ok(exit)
+}
+
+/// Tells the agent the container's pid on stdout, then closes stdout (points
+/// it at /dev/null): the agent reads to the end of the pipe.
+fn report(container_pid: u32) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{container_pid}")?;
+    stdout.flush()?;
+    let null = File::open("/dev/null")?;
+    sysproc::dup_onto(null.as_fd(), libc::STDOUT_FILENO)
+}
+
+/// The agent's side of [`report`]: the pid the shim reports, or `None` if
+/// its stdout ended without one (it failed; its log says why).
+pub async fn read_report(mut stdout: impl tokio::io::AsyncRead + Unpin) -> io::Result<Option<u32>> {
+    use tokio::io::AsyncReadExt as _;
+    // A pid and a newline; anything longer is not a report.
+    let mut line = Vec::with_capacity(16);
+    let mut buf = [0u8; 16];
+    loop {
+        let n = stdout.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        line.extend_from_slice(&buf[..n]);
+        if let Some(end) = line.iter().position(|&b| b == b'\n') {
+            let text = std::str::from_utf8(&line[..end]).unwrap_or("");
+            return match text.parse::<u32>() {
+                Ok(pid) if pid > 0 => Ok(Some(pid)),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the shim reported {:?}, not a pid",
+                        String::from_utf8_lossy(&line[..end])
+                    ),
+                )),
+            };
+        }
+        if line.len() > 32 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the shim's report is not a pid line",
+            ));
+        }
+    }
 }
 
 /// Drains the container's output into `log` and reaps children until the
@@ -332,6 +393,63 @@ pub fn main(args: &ShimArgs) -> i32 {
     }
 }
 
+/// The arguments of a standby shim, as the agent writes them to its stdin:
+/// each of [`ShimArgs::to_args`] followed by a NUL.
+pub fn standby_input(args: &ShimArgs) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut input = Vec::new();
+    for arg in args.to_args() {
+        input.extend_from_slice(arg.as_bytes());
+        input.push(0);
+    }
+    input
+}
+
+/// Parses what [`standby_input`] wrote.
+pub fn parse_standby_input(input: &[u8]) -> Result<ShimArgs, clap::Error> {
+    use std::os::unix::ffi::OsStrExt as _;
+    #[derive(clap::Parser)]
+    struct Standby {
+        #[command(flatten)]
+        args: ShimArgs,
+    }
+    let args = input
+        .strip_suffix(&[0])
+        .unwrap_or(input)
+        .split(|b| *b == 0)
+        .map(|arg| std::ffi::OsStr::from_bytes(arg).to_owned());
+    <Standby as clap::Parser>::try_parse_from(std::iter::once("shim".into()).chain(args))
+        .map(|s| s.args)
+}
+
+/// The `shim-standby` subcommand's body: a shim the agent started before it
+/// had a container for it (so that a start does not wait for a process to
+/// be made). It waits for its arguments on stdin; an empty stdin (the
+/// agent stopped, or did not need it) ends it quietly. Its stderr goes to
+/// the container's `shim.log` once it knows the container.
+pub fn standby_main() -> i32 {
+    let mut input = Vec::new();
+    if io::stdin().read_to_end(&mut input).is_err() || input.is_empty() {
+        return 0;
+    }
+    let args = match parse_standby_input(&input) {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "flotilla shim: bad standby arguments: {e}");
+            return 2;
+        }
+    };
+    match open_shim_log(&args.dir) {
+        Ok(log) => {
+            let _ = sysproc::dup_onto(log.as_fd(), libc::STDERR_FILENO);
+        }
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "flotilla shim: {}: {e}", args.dir.display());
+        }
+    }
+    main(&args)
+}
+
 /// Opens `<dir>/shim.log` for the shim's stderr (appending).
 pub fn open_shim_log(dir: &std::path::Path) -> io::Result<File> {
     OpenOptions::new()
@@ -350,4 +468,52 @@ pub(crate) fn clear_control_files(dir: &std::path::Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: &'static [u8]) -> io::Result<Option<u32>> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(read_report(bytes))
+    }
+
+    #[test]
+    fn standby_arguments_survive_the_trip_through_stdin() {
+        let args = ShimArgs {
+            runtime: "/usr/bin/runc".into(),
+            root: "/run/flotilla/runtime".into(),
+            bundle: "/var/lib/flotilla/containers/a b".into(),
+            id: "uid-main-0".into(),
+            dir: "/var/lib/flotilla/containers/a b/shim".into(),
+            start: true,
+            log_max_bytes: 1000,
+            log_max_files: 3,
+        };
+        let input = standby_input(&args);
+        assert_eq!(parse_standby_input(&input).expect("parse"), args);
+        let created = ShimArgs {
+            start: false,
+            ..args
+        };
+        assert_eq!(
+            parse_standby_input(&standby_input(&created)).expect("parse"),
+            created
+        );
+        assert!(parse_standby_input(b"--id\0x\0").is_err());
+    }
+
+    #[test]
+    fn a_report_is_one_pid_line_and_an_end_without_one_is_a_failure() {
+        assert_eq!(read(b"4242\n").expect("pid"), Some(4242));
+        assert_eq!(read(b"").expect("no report"), None);
+        assert_eq!(read(b"12").expect("cut short"), None);
+        for bad in [&b"0\n"[..], b"-1\n", b"pid\n", &[b'9'; 40]] {
+            let bytes: &'static [u8] = Box::leak(bad.to_vec().into_boxed_slice());
+            assert!(read(bytes).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 }

@@ -151,6 +151,17 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<
     Ok(pollfds.iter().map(|p| p.revents != 0).collect())
 }
 
+/// `dup2(fd, target)`: descriptor `target` then refers to what `fd` does
+/// (as a redirection: the old `target` is closed).
+pub fn dup_onto(fd: BorrowedFd<'_>, target: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only changes the descriptor table; `fd` is borrowed and
+    // open, and replacing `target` is what the caller asks for.
+    if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sets `O_NONBLOCK` on a descriptor.
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: F_GETFL only reads the flags of a descriptor we borrow.
