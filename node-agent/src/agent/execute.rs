@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use flotilla_shared::wire::{Pod, PullPolicy};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::host::{SandboxInfo, container_cgroup};
 use super::{Host, Services, probe};
@@ -32,11 +32,20 @@ impl PodImages {
     }
 }
 
+/// Tells a command whether the record it depends on was written: `None`
+/// while it is being written, then `Some(written)`.
+pub(super) type Gate = watch::Receiver<Option<bool>>;
+
+/// Runs `command` in a task of its own and reports its event. With a
+/// `gate`, the command acts only once the gate says the record was written
+/// (a run builds its bundle before that); if it was not, the command does
+/// nothing and reports nothing: the worker takes it back.
 pub(super) fn spawn<R, S, H>(
     services: &Arc<Services<R, S, H>>,
     spec: &Pod,
     shared: &PodImages,
     command: Command,
+    gate: Option<Gate>,
     events: &mpsc::UnboundedSender<Event>,
 ) where
     R: OciRuntime + Send + Sync + 'static,
@@ -48,9 +57,64 @@ pub(super) fn spawn<R, S, H>(
     let shared = shared.clone();
     let events = events.clone();
     tokio::spawn(async move {
-        let event = execute(&services, &spec, &shared, command, &events).await;
-        let _ = events.send(event);
+        if let Some(event) = execute(&services, &spec, &shared, command, gate, &events).await {
+            let _ = events.send(event);
+        }
     });
+}
+
+/// Whether the gate (if any) lets the command act.
+async fn passed(gate: Option<Gate>) -> bool {
+    let Some(mut gate) = gate else {
+        return true;
+    };
+    match gate.wait_for(Option::is_some).await {
+        Ok(written) => *written == Some(true),
+        // The worker is gone: nothing may act.
+        Err(_) => false,
+    }
+}
+
+/// `Command::Run`: builds the bundle, waits for the record that names the
+/// run, then creates and starts it; `None` if the record was not written.
+async fn run_command<R, S, H>(
+    services: &Arc<Services<R, S, H>>,
+    spec: &Pod,
+    shared: &PodImages,
+    container: &str,
+    id: String,
+    gate: Option<Gate>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Option<Event>
+where
+    R: OciRuntime + Send + Sync + 'static,
+    S: ImageSource,
+    H: Host,
+{
+    let request = match build(services, spec, shared, container, &id).await {
+        Ok(request) => request,
+        Err((reason, message)) => {
+            return passed(gate).await.then(|| Event::RunFailed {
+                id,
+                reason: reason.to_owned(),
+                message,
+            });
+        }
+    };
+    if !passed(gate).await {
+        return None;
+    }
+    Some(match start(services, &request).await {
+        Ok(at_ms) => {
+            watch_exit(services, &spec.uid, &id, events);
+            Event::Started { id, at_ms }
+        }
+        Err((reason, message)) => Event::RunFailed {
+            id,
+            reason: reason.to_owned(),
+            message,
+        },
+    })
 }
 
 async fn execute<R, S, H>(
@@ -58,14 +122,19 @@ async fn execute<R, S, H>(
     spec: &Pod,
     shared: &PodImages,
     command: Command,
+    gate: Option<Gate>,
     events: &mpsc::UnboundedSender<Event>,
-) -> Event
+) -> Option<Event>
 where
     R: OciRuntime + Send + Sync + 'static,
     S: ImageSource,
     H: Host,
 {
-    match command {
+    // A run builds its bundle before it waits; the rest just wait.
+    if !matches!(command, Command::Run { .. }) && !passed(gate.clone()).await {
+        return None;
+    }
+    Some(match command {
         Command::PrepareSandbox => {
             let pod = spec.clone();
             let svc = Arc::clone(services);
@@ -97,17 +166,7 @@ where
             },
         },
         Command::Run { container, id, .. } => {
-            match run(services, spec, shared, &container, &id).await {
-                Ok(at_ms) => {
-                    watch_exit(services, &spec.uid, &id, events);
-                    Event::Started { id, at_ms }
-                }
-                Err((reason, message)) => Event::RunFailed {
-                    id,
-                    reason: reason.to_owned(),
-                    message,
-                },
-            }
+            return run_command(services, spec, shared, &container, id, gate, events).await;
         }
         Command::Signal { id, signal } => {
             if let Err(error) = services.runtime.kill(&id, signal).await {
@@ -123,7 +182,7 @@ where
                     // Its files stay until the runtime lets go of it.
                     tracing::warn!(%id, %error, "deleting a container; retrying");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    return Event::RemoveFailed { id };
+                    return Some(Event::RemoveFailed { id });
                 }
             }
             let dir = services.paths.container_dir(&id);
@@ -180,7 +239,7 @@ where
                 }
             }
         }
-    }
+    })
 }
 
 /// Makes an image present by the pull policy. An `Always` pull that fails
@@ -226,14 +285,15 @@ where
     }
 }
 
-/// Builds the bundle, creates and starts the container; returns its start time.
-async fn run<R, S, H>(
+/// Builds a run's bundle (rootfs and `config.json`); returns what the
+/// runtime needs to create it.
+async fn build<R, S, H>(
     services: &Arc<Services<R, S, H>>,
     spec: &Pod,
     shared: &PodImages,
     container_name: &str,
     id: &str,
-) -> Result<u64, (&'static str, String)>
+) -> Result<CreateRequest, (&'static str, String)>
 where
     R: OciRuntime + Send + Sync + 'static,
     S: ImageSource,
@@ -262,11 +322,6 @@ where
             "the container left the spec".to_owned(),
         ))?;
     let dir = services.paths.container_dir(id);
-    // A leftover from a crash between create and the record: start afresh.
-    match services.runtime.delete(id, true).await {
-        Ok(()) | Err(RuntimeError::NotFound { .. }) => {}
-        Err(error) => return Err(("CreateContainerError", error.to_string())),
-    }
     let svc = Arc::clone(services);
     let (pod, bundle_dir, uid, cid) = (spec.clone(), dir.clone(), spec.uid.clone(), id.to_owned());
     let built = tokio::task::spawn_blocking(move || -> Result<(), (&'static str, String)> {
@@ -302,21 +357,36 @@ where
     })
     .await;
     built.map_err(|e| ("CreateContainerError", format!("the task failed: {e}")))??;
-    let request = CreateRequest {
+    Ok(CreateRequest {
         id: id.to_owned(),
         bundle: dir.clone(),
         shim_dir: dir.join("shim"),
-    };
+    })
+}
+
+/// Creates and starts a built run; returns its start time.
+async fn start<R, S, H>(
+    services: &Arc<Services<R, S, H>>,
+    request: &CreateRequest,
+) -> Result<u64, (&'static str, String)>
+where
+    R: OciRuntime + Send + Sync + 'static,
+    S: ImageSource,
+    H: Host,
+{
+    // A leftover from a crash between create and the record: start afresh.
+    match services.runtime.delete(&request.id, true).await {
+        Ok(()) | Err(RuntimeError::NotFound { .. }) => {}
+        Err(error) => return Err(("CreateContainerError", error.to_string())),
+    }
+    // One runtime call creates and starts it (`run -d`): a start costs one
+    // process less than `create` then `start`.
     services
         .runtime
-        .create(&request)
-        .await
-        .map_err(|e| ("CreateContainerError", e.to_string()))?;
-    services
-        .runtime
-        .start(id)
+        .run(request)
         .await
         .map_err(|e| ("RunContainerError", e.to_string()))?;
+    services.host.make_spares();
     Ok(services.clock.now_ms())
 }
 

@@ -49,6 +49,10 @@ pub trait Host: Send + Sync + 'static {
     fn prepare_sandbox(&self, pod: &Pod) -> Result<SandboxInfo, HostError>;
     /// Removes them; gone already is fine.
     fn teardown_sandbox(&self, pod: &Pod) -> Result<(), HostError>;
+    /// Makes ahead, in the background, what the next pod's sandbox needs
+    /// (a spare set of namespaces). Called once a container has started,
+    /// so that it does not compete with that start.
+    fn make_spares(&self);
     /// Makes `container_dir/rootfs` a writable copy-on-write view of the image.
     fn prepare_rootfs(&self, image_rootfs: &Path, container_dir: &Path) -> Result<(), HostError>;
     fn release_rootfs(&self, container_dir: &Path) -> Result<(), HostError>;
@@ -92,26 +96,34 @@ impl<C> LinuxHost<C> {
 
 impl<C: Cgroups + 'static> Host for LinuxHost<C> {
     fn prepare_sandbox(&self, pod: &Pod) -> Result<SandboxInfo, HostError> {
-        let ns = crate::runtime::sandbox::create(&self.paths.run_dir, &pod.uid, &pod.name)
-            .map_err(|e| {
-                let retry = e.retry_helps();
-                HostError::from(e, retry)
-            })?;
-        let volumes = crate::bundle::volumes::prepare(
-            pod,
-            &self.pod_state_dir(&pod.uid),
-            &self.pod_run_dir(&pod.uid),
-        )
-        .map_err(|e| {
-            let retry = e.retry_helps();
-            HostError::from(e, retry)
-        })?;
-        self.cgroups
-            .create(&crate::cgroup::pod_cgroup_path(CGROUP_ROOT, &pod.uid))
-            .map_err(|e| {
-                let retry = e.retry_helps();
-                HostError::from(e, retry)
-            })?;
+        // The pod cgroup (a directory per v1 hierarchy: about a millisecond)
+        // is made beside the namespaces and volumes, not after them.
+        let (ns, volumes, cgroup) = std::thread::scope(|scope| {
+            let cgroup = scope.spawn(|| {
+                self.cgroups
+                    .create(&crate::cgroup::pod_cgroup_path(CGROUP_ROOT, &pod.uid))
+            });
+            let ns = crate::runtime::sandbox::create(&self.paths.run_dir, &pod.uid, &pod.name);
+            let volumes = ns.is_ok().then(|| {
+                crate::bundle::volumes::prepare(
+                    pod,
+                    &self.pod_state_dir(&pod.uid),
+                    &self.pod_run_dir(&pod.uid),
+                )
+            });
+            let cgroup = cgroup.join().unwrap_or_else(|_| {
+                Err(crate::cgroup::CgroupError::Create {
+                    path: PathBuf::from(CGROUP_ROOT),
+                    source: io::Error::other("the cgroup thread panicked"),
+                })
+            });
+            (ns, volumes, cgroup)
+        });
+        let ns = ns.map_err(|e| HostError::from(&e, e.retry_helps()))?;
+        let volumes = volumes
+            .expect("prepared once the namespaces are")
+            .map_err(|e| HostError::from(&e, e.retry_helps()))?;
+        cgroup.map_err(|e| HostError::from(&e, e.retry_helps()))?;
         Ok(SandboxInfo {
             namespaces: SandboxPaths {
                 net: (!pod.host_network).then(|| ns.net.clone()),
@@ -120,6 +132,15 @@ impl<C: Cgroups + 'static> Host for LinuxHost<C> {
             },
             volumes,
         })
+    }
+
+    fn make_spares(&self) {
+        let run_dir = self.paths.run_dir.clone();
+        std::thread::spawn(move || {
+            if let Err(error) = crate::runtime::sandbox::make_spare(&run_dir) {
+                tracing::warn!(%error, "making a spare pod sandbox");
+            }
+        });
     }
 
     fn teardown_sandbox(&self, pod: &Pod) -> Result<(), HostError> {
@@ -225,6 +246,9 @@ impl Host for MemoryHost {
             },
         })
     }
+
+    /// Nothing is made ahead in memory.
+    fn make_spares(&self) {}
 
     fn teardown_sandbox(&self, pod: &Pod) -> Result<(), HostError> {
         match std::fs::remove_dir_all(self.dir(&pod.uid)) {

@@ -185,7 +185,9 @@ where
                     tracing::info!(revision = next.revision, held = ?revision, "older desired state ignored");
                     continue;
                 }
-                if let Err(error) = services.state.store_desired(&next) {
+                if let Err(error) = keep_leaving_specs(&services.state, held.as_ref(), &next)
+                    .and_then(|()| services.state.store_desired(&next))
+                {
                     // Not acted on unless it is on disk: a crash must not
                     // lose what was acknowledged.
                     tracing::warn!(revision = next.revision, %error, "desired state not stored; not applied");
@@ -304,6 +306,27 @@ where
         Ok(Err(error)) => tracing::warn!(%error, "collecting unused images"),
         Err(error) => tracing::warn!(%error, "collecting unused images"),
     }
+}
+
+/// Writes the spec of every pod that leaves the desired state with `next`
+/// and has a record beside it, before `next` replaces the held desired
+/// state: after a crash the pod is then still stopped by its own rules
+/// (grace period, hooks), though no desired state names it any more.
+fn keep_leaving_specs(
+    state: &StateDir,
+    held: Option<&DesiredState>,
+    next: &DesiredState,
+) -> Result<(), StateError> {
+    let leaving = held
+        .iter()
+        .flat_map(|held| &held.pods)
+        .filter(|pod| !next.pods.iter().any(|p| p.uid == pod.uid));
+    for pod in leaving {
+        if state.has_record(&pod.uid) {
+            state.store_pod(pod)?;
+        }
+    }
+    Ok(())
 }
 
 fn apply_desired<R, S, H>(

@@ -270,3 +270,125 @@ fn pods_whose_uid_or_names_would_escape_paths_or_collide_are_refused() {
     twice.init_containers = vec![good.containers[0].clone()];
     assert!(super::check_pod(&twice).unwrap_err().contains("twice"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_leaving_pod_is_stopped_by_its_own_grace_period_after_a_crash() {
+    let harness = Harness::new();
+    let mut agent = harness.start();
+    let mut slow = pod("uid-4");
+    slow.termination_grace_period_seconds = 120;
+    agent.set_pods(vec![slow.clone()]);
+    agent.wait_for("running", running).await;
+    let pod_dir = harness.paths.state_dir.join("pods/uid-4");
+    assert!(pod_dir.join("record.json").exists());
+    assert!(
+        !pod_dir.join("pod.bin").exists(),
+        "a desired pod's spec is in the desired state"
+    );
+    harness
+        .runtime
+        .ignore_signal("uid-4-main-0", libc::SIGTERM)
+        .unwrap();
+
+    // It leaves; the agent dies at once, before the pod is stopped.
+    agent.set_pods(vec![]);
+    for _ in 0..100 {
+        if pod_dir.join("pod.bin").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    agent.task.abort();
+    let kept = StateDir::open(&harness.paths.state_dir)
+        .unwrap()
+        .load_pod("uid-4")
+        .unwrap();
+    assert_eq!(kept, Some(slow));
+
+    // The next agent has no desired state naming it, and still gives it
+    // its 120 s: SIGTERM now, SIGKILL only after the grace period.
+    let started = tokio::time::Instant::now();
+    let mut agent = harness.start();
+    agent
+        .wait_for("stopped", |s| {
+            s.containers[0].container_id.is_empty() && !running(s)
+        })
+        .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(100),
+        "killed after {:?}: {:?}",
+        started.elapsed(),
+        harness.runtime.calls()
+    );
+    let kills: Vec<String> = harness
+        .runtime
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("kill uid-4-main-0"))
+        .collect();
+    assert_eq!(
+        kills.last().map(String::as_str),
+        Some("kill uid-4-main-0 9"),
+        "{kills:?}"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_that_never_ran_leaves_no_state_behind() {
+    let harness = Harness::new();
+    let mut agent = harness.start();
+    let mut missing = pod("uid-5");
+    missing.containers[0].image = "registry.test/missing:1".into();
+    agent.set_pods(vec![missing]);
+    agent
+        .wait_for("pull failed", |s| {
+            matches!(&s.containers[0].state, ContainerState::Waiting { reason, .. } if reason == "ErrImagePull")
+        })
+        .await;
+    assert!(
+        !harness
+            .paths
+            .state_dir
+            .join("pods/uid-5/record.json")
+            .exists(),
+        "nothing ran: nothing to remember"
+    );
+    agent.set_pods(vec![]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!harness.paths.state_dir.join("pods/uid-5").exists());
+    agent.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_created_until_the_record_naming_the_run_is_written() {
+    let harness = Harness::new();
+    let mut agent = harness.start();
+    // A directory where the record goes: every write of it fails.
+    let blocker = harness.paths.state_dir.join("pods/uid-6/record.json");
+    std::fs::create_dir_all(blocker.join("in-the-way")).unwrap();
+    agent.set_pods(vec![pod("uid-6")]);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        creates(&harness.runtime),
+        0,
+        "{:?}",
+        harness.runtime.calls()
+    );
+
+    std::fs::remove_dir_all(&blocker).unwrap();
+    let status = agent.wait_for("running", running).await;
+    assert_eq!(status.containers[0].container_id, "uid-6-main-0");
+    assert_eq!(status.containers[0].restart_count, 0);
+    assert_eq!(creates(&harness.runtime), 1);
+    let record = StateDir::open(&harness.paths.state_dir)
+        .unwrap()
+        .load_record("uid-6")
+        .unwrap()
+        .expect("written");
+    assert_eq!(
+        record.containers[0].run.as_ref().map(|r| r.id.as_str()),
+        Some("uid-6-main-0")
+    );
+    agent.stop().await;
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use flotilla_shared::wire::{Pod, PodStatusUpdate};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{Host, Services, ToWorker, execute};
 use crate::image::ImageSource;
@@ -48,43 +48,61 @@ pub(super) async fn run<R, S, H>(
     let mut inbox_open = true;
     // What the runtime holds of an adopted pod; running runs are watched.
     let now = services.clock.now_ms();
+    let adopted = !initial.is_empty();
     for event in initial {
         if let Event::Running { id } = &event {
             execute::watch_exit(&services, &uid, id, &events_tx);
         }
         state.apply(&spec, event, now);
     }
-    if let Err(error) = services
-        .state
-        .store_pod(&spec)
-        .and_then(|()| services.state.store_record(&state.record))
-    {
-        tracing::warn!(%uid, %error, "writing the pod record");
-    }
-    // The record changed in memory since it was last written.
-    let mut dirty = false;
+    // The record changed in memory since it was last written. An adopted
+    // pod's is written by the first step; a new pod's is first written
+    // before its first run (nothing of it exists to remember before).
+    let mut dirty = adopted;
     loop {
         let now = services.clock.now_ms();
         let step = state.step(&spec, now);
         let mut wake = step.wake_at_ms;
-        let mut commands = step.commands;
-        if (step.persist || dirty)
-            && let Err(error) = services.state.store_record(&state.record)
-        {
-            // Acting on an unrecorded run could start a duplicate after a
-            // crash, and a finished run forgotten could run again: wait and
-            // step again.
-            tracing::warn!(%uid, %error, "writing the pod record; retrying");
-            for command in commands.drain(..) {
-                state.release(&spec, &command, now);
+        let commands = step.commands;
+        if step.persist || dirty {
+            // The commands start at once, but act only once the record is
+            // written (a run's bundle is built meanwhile): acting on an
+            // unrecorded run could start a duplicate after a crash, and a
+            // finished run forgotten could run again.
+            let (written, gate) = watch::channel(None);
+            for command in &commands {
+                execute::spawn(
+                    &services,
+                    &spec,
+                    &images,
+                    command.clone(),
+                    Some(gate.clone()),
+                    &events_tx,
+                );
             }
-            dirty = true;
-            wake = Some(now + PERSIST_RETRY_MS);
+            let record = state.record.clone();
+            let svc = Arc::clone(&services);
+            let stored = tokio::task::spawn_blocking(move || {
+                svc.state.store_record(&record).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the task failed: {e}")));
+            let _ = written.send(Some(stored.is_ok()));
+            if let Err(error) = stored {
+                // The commands did nothing: take them back, step again later.
+                tracing::warn!(%uid, %error, "writing the pod record; retrying");
+                for command in &commands {
+                    state.release(&spec, command, now);
+                }
+                dirty = true;
+                wake = Some(now + PERSIST_RETRY_MS);
+            } else {
+                dirty = false;
+            }
         } else {
-            dirty = false;
-        }
-        for command in commands {
-            execute::spawn(&services, &spec, &images, command, &events_tx);
+            for command in commands {
+                execute::spawn(&services, &spec, &images, command, None, &events_tx);
+            }
         }
         let current = state.status(&spec, now);
         if last_status.as_ref() != Some(&current) {
@@ -121,9 +139,6 @@ pub(super) async fn run<R, S, H>(
                     }
                     if let Some(grace) = spec.deletion_grace_period_seconds {
                         dirty |= state.terminate(grace, services.clock.now_ms());
-                    }
-                    if changed && let Err(error) = services.state.store_pod(&spec) {
-                        tracing::warn!(%uid, %error, "writing the pod spec");
                     }
                 }
                 Some(ToWorker::Gone) => {

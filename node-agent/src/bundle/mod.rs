@@ -22,7 +22,7 @@ use flotilla_shared::wire::{Container, Pod};
 use oci_spec::image::ImageConfiguration;
 
 use crate::cgroup::Layout;
-use crate::state::write_atomic_with_mode;
+use crate::state::write_atomic_volatile_with_mode;
 
 pub use spec::BundleError;
 
@@ -76,12 +76,13 @@ pub struct BundleInputs<'a> {
     pub node_memory_bytes: u64,
 }
 
-/// Writes `config.json` into the bundle directory `dir` atomically: a temp
-/// file, fsync, rename, fsync of the directory. A crash leaves the old file
-/// or the new one, never a torn one.
+/// Writes `config.json` into the bundle directory `dir` atomically (a temp
+/// file and a rename: a reader never sees half of it).
 pub fn write(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<(), BundleError> {
-    let json = serde_json::to_vec_pretty(spec).map_err(BundleError::Serialize)?;
-    write_atomic_with_mode(&dir.join("config.json"), &json, 0o600).map_err(|source| {
+    let json = serde_json::to_vec(spec).map_err(BundleError::Serialize)?;
+    // Without fsync: it is built again for every run, and the runtime has
+    // read it before the container exists.
+    write_atomic_volatile_with_mode(&dir.join("config.json"), &json, 0o600).map_err(|source| {
         BundleError::Write {
             path: dir.join("config.json"),
             source,

@@ -70,12 +70,17 @@ pub fn prepare_with(
         });
     }
     let rootfs = container_dir.join("rootfs");
+    let fresh = fs::symlink_metadata(&rootfs).is_err();
     create(&rootfs)?;
     let rootfs = canonical(&rootfs)?;
-    let mounted = mount::is_mount_point(&rootfs).map_err(|source| RootfsError::Create {
-        path: rootfs.clone(),
-        source,
-    })?;
+    // A directory made just now holds no mount: only one that existed
+    // (after an agent restart) is looked up in mountinfo, which grows with
+    // every container.
+    let mounted = !fresh
+        && mount::is_mount_point(&rootfs).map_err(|source| RootfsError::Create {
+            path: rootfs.clone(),
+            source,
+        })?;
     if mounted {
         return Ok(RootfsKind::Overlay);
     }

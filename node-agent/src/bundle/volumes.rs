@@ -463,11 +463,14 @@ fn etc_files(pod: &Pod, pod_state_dir: &Path) -> Result<EtcFiles, VolumeError> {
     } else {
         (hosts_template(&pod.name), pod.name.clone())
     };
+    // Without fsync: they are written again whenever the sandbox is made.
     let write = |path: &Path, text: &str| {
-        write_atomic_with_mode(path, text.as_bytes(), 0o644).map_err(|source| VolumeError::Write {
-            path: path.to_owned(),
-            source,
-        })
+        crate::state::write_atomic_volatile_with_mode(path, text.as_bytes(), 0o644).map_err(
+            |source| VolumeError::Write {
+                path: path.to_owned(),
+                source,
+            },
+        )
     };
     write(&hosts, &hosts_text)?;
     write(&hostname, &format!("{name}\n"))?;

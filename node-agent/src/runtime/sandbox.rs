@@ -5,7 +5,10 @@
 //!
 //! The namespaces are made on a short-lived thread that unshares them, sets
 //! the pod's hostname, sets `lo` up and bind-mounts its own
-//! `/proc/thread-self/ns/*`. `<run_dir>/ns` is first made a private mount
+//! `/proc/thread-self/ns/*`. Making a network namespace takes milliseconds,
+//! so one spare sandbox is kept made ahead ([`make_spare`]) and renamed to
+//! the next pod's uid (then given its hostname) when it starts.
+//! `<run_dir>/ns` is first made a private mount
 //! point of itself, so the namespace mounts under it are neither propagated
 //! into other mount namespaces (where they would pin the namespaces after
 //! [`remove`]) nor receive mounts from them. All of this needs root
@@ -133,7 +136,8 @@ pub fn exists(run_dir: &Path, pod_uid: &str) -> bool {
 }
 
 /// Creates the sandbox of `pod_uid` with `hostname`; does nothing if it
-/// exists already. On failure nothing is left behind.
+/// exists already. Takes the spare sandbox if there is one (see
+/// [`make_spare`]). On failure nothing is left behind.
 pub fn create(run_dir: &Path, pod_uid: &str, hostname: &str) -> Result<SandboxPaths, SandboxError> {
     validate_uid(pod_uid)?;
     validate_hostname(hostname)?;
@@ -141,14 +145,11 @@ pub fn create(run_dir: &Path, pod_uid: &str, hostname: &str) -> Result<SandboxPa
     if exists(run_dir, pod_uid) {
         return Ok(sandbox);
     }
-    let root = ns_root(run_dir);
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| SandboxError::Io { path, source }
-    };
-    fs::create_dir_all(&root).map_err(io_err(&root))?;
-    mount::make_private_mount_point(&root).map_err(io_err(&root))?;
-    let dir = root.join(pod_uid);
+    prepare_root(run_dir)?;
+    if take_spare(run_dir, pod_uid, hostname) {
+        return Ok(sandbox);
+    }
+    let dir = ns_root(run_dir).join(pod_uid);
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let result = make_namespaces(pod_uid, hostname, &sandbox);
     if let Err(e) = result {
@@ -156,6 +157,105 @@ pub fn create(run_dir: &Path, pod_uid: &str, hostname: &str) -> Result<SandboxPa
         return Err(e);
     }
     Ok(sandbox)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SandboxError + use<> {
+    let path = path.to_owned();
+    move |source| SandboxError::Io { path, source }
+}
+
+/// The `<run_dir>/ns` roots this process made private mount points: the
+/// check reads mountinfo, which grows with every container's mounts, so it
+/// is done once per root rather than per pod.
+static PREPARED_ROOTS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes `<run_dir>/ns` a private mount point, once.
+fn prepare_root(run_dir: &Path) -> Result<(), SandboxError> {
+    let root = ns_root(run_dir);
+    let mut prepared = PREPARED_ROOTS.lock().unwrap_or_else(|e| e.into_inner());
+    if prepared.contains(&root) {
+        return Ok(());
+    }
+    fs::create_dir_all(&root).map_err(io_err(&root))?;
+    mount::make_private_mount_point(&root).map_err(io_err(&root))?;
+    prepared.push(root);
+    Ok(())
+}
+
+/// The name of the spare sandbox under `<run_dir>/ns` (pod uids have no dots).
+const SPARE: &str = ".spare";
+
+/// Makes a spare sandbox, if there is none, for the next [`create`] to take:
+/// a network namespace costs milliseconds to make (the largest part of a
+/// sandbox), and a pod start should not wait for it. Safe to call
+/// concurrently: the spare is made under a name of its own and renamed
+/// into place, and the loser of a race removes its own.
+pub fn make_spare(run_dir: &Path) -> Result<(), SandboxError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    if exists(run_dir, SPARE) {
+        return Ok(());
+    }
+    prepare_root(run_dir)?;
+    let name = format!(
+        "{SPARE}-tmp-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    let dir = ns_root(run_dir).join(&name);
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    if let Err(e) = make_namespaces(&name, "localhost", &paths(run_dir, &name)) {
+        let _ = remove(run_dir, &name);
+        return Err(e);
+    }
+    if fs::rename(&dir, ns_root(run_dir).join(SPARE)).is_err() {
+        // Another spare got there first (or a broken one is in the way).
+        remove(run_dir, &name)?;
+        if !exists(run_dir, SPARE) {
+            remove(run_dir, SPARE)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the spare sandbox, if any.
+pub fn remove_spare(run_dir: &Path) -> Result<(), SandboxError> {
+    remove(run_dir, SPARE)
+}
+
+/// Renames the spare sandbox to `pod_uid` and gives it `hostname`; false if
+/// there is none or it could not be taken (a new sandbox is made instead).
+fn take_spare(run_dir: &Path, pod_uid: &str, hostname: &str) -> bool {
+    if !exists(run_dir, SPARE) {
+        return false;
+    }
+    let root = ns_root(run_dir);
+    // Atomic: of two pods starting at once, one gets it.
+    if fs::rename(root.join(SPARE), root.join(pod_uid)).is_err() {
+        return false;
+    }
+    let uts = paths(run_dir, pod_uid).uts;
+    let hostname = hostname.to_owned();
+    // setns moves only the calling thread: a short-lived one does it.
+    let named = std::thread::Builder::new()
+        .name("pod-hostname".into())
+        .spawn(move || -> io::Result<()> {
+            netns::enter_namespace(&fs::File::open(&uts)?)?;
+            netns::set_hostname(&hostname)
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|thread| match thread.join() {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err("the hostname thread panicked".to_owned()),
+        });
+    match named {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%pod_uid, %error, "naming the spare sandbox; making a new one");
+            let _ = remove(run_dir, pod_uid);
+            false
+        }
+    }
 }
 
 fn make_namespaces(
@@ -233,10 +333,12 @@ pub fn remove(run_dir: &Path, pod_uid: &str) -> Result<(), SandboxError> {
     }
 }
 
-/// Detaches the private `<run_dir>/ns` mount made by [`create`], once no
-/// sandbox is left in it (for shutting down cleanly and for tests); does
-/// nothing while sandboxes remain or if it is not mounted.
+/// Removes the spare sandbox and detaches the private `<run_dir>/ns` mount
+/// made by [`create`], once no sandbox is left in it (for shutting down
+/// cleanly and for tests); does nothing more while sandboxes remain or if
+/// it is not mounted.
 pub fn release(run_dir: &Path) -> Result<(), SandboxError> {
+    remove_spare(run_dir)?;
     let root = ns_root(run_dir);
     let io_err = |source| SandboxError::Io {
         path: root.clone(),
@@ -251,6 +353,10 @@ pub fn release(run_dir: &Path) -> Result<(), SandboxError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_err(e)),
     }
+    PREPARED_ROOTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|r| *r != root);
     mount::detach_if_mounted(&root).map_err(io_err)
 }
 
@@ -276,6 +382,76 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
     }
 
+    /// The hostname and whether a loopback connection works, seen from
+    /// inside a sandbox.
+    fn look_inside(sandbox: &SandboxPaths) -> (String, bool) {
+        let ns = fs::File::open(&sandbox.net).expect("open ns");
+        let uts = fs::File::open(&sandbox.uts).expect("open uts");
+        std::thread::spawn(move || {
+            netns::enter_namespace(&ns).expect("setns net");
+            netns::enter_namespace(&uts).expect("setns uts");
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind inside");
+            let addr = listener.local_addr().expect("addr");
+            let connected = std::net::TcpStream::connect(addr).is_ok();
+            let hostname = fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+            (hostname.trim().to_owned(), connected)
+        })
+        .join()
+        .expect("thread")
+    }
+
+    fn inode(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt as _;
+        fs::metadata(path).expect("stat").ino()
+    }
+
+    #[test]
+    fn a_pod_takes_the_spare_sandbox_with_its_own_hostname_and_a_new_spare_differs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        make_spare(dir.path()).expect("spare");
+        // Twice, and from two threads at once: still one spare, no leftovers.
+        let run = dir.path().to_owned();
+        let racer = std::thread::spawn(move || make_spare(&run));
+        make_spare(dir.path()).expect("spare again");
+        racer.join().expect("thread").expect("racing spare");
+        let names = |dir: &Path| -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(dir.join("ns"))
+                .expect("ls")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(dir.path()), [SPARE]);
+        let spare_net = inode(&paths(dir.path(), SPARE).net);
+
+        let sandbox = create(dir.path(), "pod-1", "web-0").expect("create");
+        assert_eq!(
+            inode(&sandbox.net),
+            spare_net,
+            "the spare's namespace was taken"
+        );
+        assert!(!exists(dir.path(), SPARE));
+        assert_eq!(look_inside(&sandbox), ("web-0".to_owned(), true));
+
+        make_spare(dir.path()).expect("a new spare");
+        let sandbox2 = create(dir.path(), "pod-2", "web-1").expect("create");
+        assert_ne!(inode(&sandbox2.net), inode(&sandbox.net));
+        assert_eq!(look_inside(&sandbox2), ("web-1".to_owned(), true));
+        // Without a spare a sandbox is made as before.
+        let sandbox3 = create(dir.path(), "pod-3", "web-2").expect("create");
+        assert_eq!(look_inside(&sandbox3), ("web-2".to_owned(), true));
+
+        make_spare(dir.path()).expect("spare");
+        for uid in ["pod-1", "pod-2", "pod-3"] {
+            remove(dir.path(), uid).expect("remove");
+        }
+        release(dir.path()).expect("release takes the spare too");
+        assert!(names(dir.path()).is_empty());
+        let ns = dir.path().join("ns").canonicalize().expect("ns dir");
+        assert!(!mount::is_mount_point(&ns).expect("mountinfo"));
+    }
+
     #[test]
     fn a_sandbox_has_its_hostname_and_loopback_up_and_is_removed_idempotently() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -286,21 +462,9 @@ mod tests {
             sandbox
         );
         // lo is up: a listener on 127.0.0.1 inside is reachable from inside.
-        let ns = fs::File::open(&sandbox.net).expect("open ns");
-        let uts = fs::File::open(&sandbox.uts).expect("open uts");
-        let (hostname, connected) = std::thread::spawn(move || {
-            netns::enter_namespace(&ns).expect("setns net");
-            netns::enter_namespace(&uts).expect("setns uts");
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind inside");
-            let addr = listener.local_addr().expect("addr");
-            let connected = std::net::TcpStream::connect(addr).is_ok();
-            let hostname = fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
-            (hostname, connected)
-        })
-        .join()
-        .expect("thread");
+        let (hostname, connected) = look_inside(&sandbox);
         assert!(connected, "loopback is up in the sandbox");
-        assert_eq!(hostname.trim(), "web-0");
+        assert_eq!(hostname, "web-0");
         let own = fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
         assert_ne!(own.trim(), "web-0", "the host keeps its hostname");
         remove(dir.path(), "pod-1").expect("remove");

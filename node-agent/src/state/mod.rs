@@ -49,6 +49,13 @@ pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, 0o666, Durability::Volatile)
 }
 
+/// [`write_atomic_volatile`] with `mode`: for files on disk that are
+/// written anew before every use (a container's `config.json`, a pod's
+/// `/etc/hosts`), where a power loss ends their users too.
+pub fn write_atomic_volatile_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, bytes, mode, Durability::Volatile)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Durability {
     /// fsync of the file before the rename and of the directory after it.
@@ -191,6 +198,11 @@ impl StateDir {
         })
     }
 
+    /// Whether the pod has a record (something of it ran).
+    pub fn has_record(&self, uid: &str) -> bool {
+        self.pod_dir(uid).join("record.json").exists()
+    }
+
     /// Writes a pod's record.
     pub fn store_record(&self, record: &PodRecord) -> Result<(), StateError> {
         let path = self.create_pod_dir(&record.uid)?.join("record.json");
@@ -199,15 +211,15 @@ impl StateDir {
         })
     }
 
-    /// The pod's spec as last accepted (kept so that a pod that left the
-    /// desired state while the agent was down can still be stopped properly).
+    /// The spec of a pod that left the desired state, kept beside its record
+    /// as it left (so that it is still stopped properly after a crash).
     pub fn load_pod(&self, uid: &str) -> Result<Option<flotilla_shared::wire::Pod>, StateError> {
         load(&self.pod_dir(uid).join("pod.bin"), |bytes| {
             postcard::from_bytes(bytes).map_err(|e| e.to_string())
         })
     }
 
-    /// Writes the pod's spec.
+    /// Keeps a pod's spec beside its record.
     pub fn store_pod(&self, pod: &flotilla_shared::wire::Pod) -> Result<(), StateError> {
         let path = self.create_pod_dir(&pod.uid)?.join("pod.bin");
         store(&path, || {
@@ -215,12 +227,22 @@ impl StateDir {
         })
     }
 
+    /// The pod's directory, created if needed; a new one is made durable
+    /// (fsync of `pods/`) before anything is written into it.
     fn create_pod_dir(&self, uid: &str) -> Result<PathBuf, StateError> {
         let dir = self.pod_dir(uid);
-        fs::create_dir_all(&dir).map_err(|source| StateError::Write {
-            path: dir.clone(),
-            source,
-        })?;
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let write_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StateError::Write { path, source }
+        };
+        fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+        let pods = self.root.join("pods");
+        fs::File::open(&pods)
+            .and_then(|f| f.sync_all())
+            .map_err(write_err(&pods))?;
         Ok(dir)
     }
 

@@ -23,6 +23,8 @@ use crate::registry::Registry;
 /// Agent samples before the measured ones (the first start writes the
 /// seccomp profile, warms the page cache) and the donor of the peer's bundle.
 const WARM_UP: usize = 2;
+/// The pause before each timed start.
+const SETTLE: Duration = Duration::from_millis(200);
 /// Longest wait for one container to run.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -95,6 +97,10 @@ pub(super) async fn start_latency(
     for n in 0..WARM_UP + samples {
         let uid = scratch.pod_uid(n);
         pods.push(sleeper(&uid, image));
+        // Each start, the agent's and the peer's, begins on a quiet machine:
+        // what the previous one left running in the background (the agent
+        // makes its spares after a start) is done.
+        tokio::time::sleep(SETTLE).await;
         let sent = Instant::now();
         let _ = desired_tx.send(Some(desired(n as u64 + 1, &pods)));
         let status = loop {
@@ -124,6 +130,7 @@ pub(super) async fn start_latency(
             dir: scratch.dir(&format!("peer/bundle-{n}"))?,
             id: format!("{}-peer-{n}", scratch.prefix),
         };
+        tokio::time::sleep(SETTLE).await;
         let runc = tokio::task::spawn_blocking(move || bundle.run()).await??;
         figures.runc_ms.push(runc.as_secs_f64() * 1000.0);
         eprintln!(
