@@ -91,20 +91,15 @@ where
     S: ImageSource,
     H: Host,
 {
-    let request = match build(services, spec, shared, container, &id).await {
-        Ok(request) => request,
-        Err((reason, message)) => {
-            return passed(gate).await.then(|| Event::RunFailed {
-                id,
-                reason: reason.to_owned(),
-                message,
-            });
-        }
-    };
+    let built = build(services, spec, shared, container, &id).await;
     if !passed(gate).await {
         return None;
     }
-    Some(match start(services, &request).await {
+    let started = match built {
+        Ok(request) => start(services, &request).await,
+        Err(failed) => Err(failed),
+    };
+    Some(match started {
         Ok(at_ms) => {
             watch_exit(services, &spec.uid, &id, events);
             Event::Started { id, at_ms }
