@@ -64,6 +64,14 @@ pub(super) async fn run<R, S, H>(
         let step = state.step(&spec, now);
         let mut wake = step.wake_at_ms;
         let commands = step.commands;
+        // What is observed goes out before the record is written: a status
+        // tells what is, and the record only has to precede what the
+        // commands will do (a started container is reported 2 ms sooner).
+        let current = state.status(&spec, now);
+        if last_status.as_ref() != Some(&current) {
+            let _ = status.send(update(&services.node, &spec, &current, revision, now));
+            last_status = Some(current);
+        }
         if step.persist || dirty {
             // The commands start at once, but act only once the record is
             // written (a run's bundle is built meanwhile): acting on an
@@ -103,11 +111,6 @@ pub(super) async fn run<R, S, H>(
             for command in commands {
                 execute::spawn(&services, &spec, &images, command, None, &events_tx);
             }
-        }
-        let current = state.status(&spec, now);
-        if last_status.as_ref() != Some(&current) {
-            let _ = status.send(update(&services.node, &spec, &current, revision, now));
-            last_status = Some(current);
         }
         if state.record.finished {
             let _ = done.send(uid);
