@@ -397,19 +397,24 @@ async fn log_rotation_caps_the_log_of_a_chatty_container() {
     rt.delete(&id, false).await.expect("delete");
 }
 
-#[tokio::test]
-async fn a_failed_create_returns_the_runtimes_error_and_leaves_nothing() {
-    let fx = Fixture::new();
-    let rt = fx.runtime();
-    let id = fx.id("bad");
-    let req = fx.bundle(&id, "true", None, true);
-    // A command that does not exist in the rootfs.
+/// A bundle whose command does not exist in the rootfs.
+fn broken_bundle(fx: &Fixture, id: &str) -> CreateRequest {
+    let req = fx.bundle(id, "true", None, true);
     let config = std::fs::read_to_string(req.bundle.join("config.json")).unwrap();
     std::fs::write(
         req.bundle.join("config.json"),
         config.replace("/bin/sh", "/bin/nonexistent"),
     )
     .unwrap();
+    req
+}
+
+#[tokio::test]
+async fn a_failed_create_returns_the_runtimes_error_and_leaves_nothing() {
+    let fx = Fixture::new();
+    let rt = fx.runtime();
+    let id = fx.id("bad");
+    let req = broken_bundle(&fx, &id);
     let err = rt.create(&req).await.unwrap_err();
     assert!(matches!(err, RuntimeError::Shim { .. }), "{err}");
     assert!(err.to_string().contains("nonexistent"), "{err}");
@@ -466,13 +471,7 @@ async fn run_creates_and_starts_in_one_call_and_a_failed_run_leaves_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let bad = fx.id("runbad");
-    let req_bad = fx.bundle(&bad, "true", None, true);
-    let config = std::fs::read_to_string(req_bad.bundle.join("config.json")).unwrap();
-    std::fs::write(
-        req_bad.bundle.join("config.json"),
-        config.replace("/bin/sh", "/bin/nonexistent"),
-    )
-    .unwrap();
+    let req_bad = broken_bundle(&fx, &bad);
     let err = rt.run(&req_bad).await.unwrap_err();
     assert!(err.to_string().contains("nonexistent"), "{err}");
     assert_eq!(rt.state(&bad).await.expect("state"), None);
