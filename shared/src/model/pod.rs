@@ -22,7 +22,7 @@
 //! (dynamic resource allocation), and alpha fields newer than Kubernetes
 //! 1.33 (`fileKeyRef`, `podCertificate`, `hostnameOverride`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -197,6 +197,60 @@ impl PodSpec {
     pub fn all_containers(&self) -> impl Iterator<Item = &Container> {
         self.init_containers.iter().chain(&self.containers)
     }
+
+    /// The ConfigMaps and Secrets (in the pod's namespace) this spec uses:
+    /// through volumes, projected volumes, `env`, `envFrom` and
+    /// `imagePullSecrets`.
+    pub fn references(&self) -> PodReferences {
+        let mut refs = PodReferences::default();
+        for volume in &self.volumes {
+            if let Some(source) = &volume.config_map {
+                refs.config_maps.insert(source.name.clone());
+            }
+            if let Some(source) = &volume.secret {
+                refs.secrets.insert(source.secret_name.clone());
+            }
+            for projection in volume.projected.iter().flat_map(|p| &p.sources) {
+                if let Some(source) = &projection.config_map {
+                    refs.config_maps.insert(source.name.clone());
+                }
+                if let Some(source) = &projection.secret {
+                    refs.secrets.insert(source.name.clone());
+                }
+            }
+        }
+        for container in self.all_containers() {
+            for from in container.env.iter().filter_map(|e| e.value_from.as_ref()) {
+                if let Some(selector) = &from.config_map_key_ref {
+                    refs.config_maps.insert(selector.name.clone());
+                }
+                if let Some(selector) = &from.secret_key_ref {
+                    refs.secrets.insert(selector.name.clone());
+                }
+            }
+            for env_from in &container.env_from {
+                if let Some(source) = &env_from.config_map_ref {
+                    refs.config_maps.insert(source.name.clone());
+                }
+                if let Some(source) = &env_from.secret_ref {
+                    refs.secrets.insert(source.name.clone());
+                }
+            }
+        }
+        for reference in &self.image_pull_secrets {
+            refs.secrets.insert(reference.name.clone());
+        }
+        refs.config_maps.remove("");
+        refs.secrets.remove("");
+        refs
+    }
+}
+
+/// What [`PodSpec::references`] answers: names in the pod's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodReferences {
+    pub config_maps: BTreeSet<String>,
+    pub secrets: BTreeSet<String>,
 }
 
 /// `LocalObjectReference`: a reference by name to an object in the pod's namespace.

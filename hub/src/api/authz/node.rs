@@ -56,77 +56,12 @@ impl PodEdges {
         if spec.node_name.is_empty() {
             return None;
         }
-        let mut edges = PodEdges {
+        let references = spec.references();
+        Some(PodEdges {
             node: spec.node_name.clone(),
-            config_maps: BTreeSet::new(),
-            secrets: BTreeSet::new(),
-        };
-        let mut config_map = |name: &str| {
-            if !name.is_empty() {
-                edges.config_maps.insert(name.to_owned());
-            }
-        };
-        for volume in &spec.volumes {
-            if let Some(source) = &volume.config_map {
-                config_map(&source.name);
-            }
-            for projection in volume.projected.iter().flat_map(|p| &p.sources) {
-                if let Some(source) = &projection.config_map {
-                    config_map(&source.name);
-                }
-            }
-        }
-        for container in spec.all_containers() {
-            for env in &container.env {
-                if let Some(selector) = env
-                    .value_from
-                    .as_ref()
-                    .and_then(|v| v.config_map_key_ref.as_ref())
-                {
-                    config_map(&selector.name);
-                }
-            }
-            for env_from in &container.env_from {
-                if let Some(source) = &env_from.config_map_ref {
-                    config_map(&source.name);
-                }
-            }
-        }
-        let mut secret = |name: &str| {
-            if !name.is_empty() {
-                edges.secrets.insert(name.to_owned());
-            }
-        };
-        for volume in &spec.volumes {
-            if let Some(source) = &volume.secret {
-                secret(&source.secret_name);
-            }
-            for projection in volume.projected.iter().flat_map(|p| &p.sources) {
-                if let Some(source) = &projection.secret {
-                    secret(&source.name);
-                }
-            }
-        }
-        for container in spec.all_containers() {
-            for env in &container.env {
-                if let Some(selector) = env
-                    .value_from
-                    .as_ref()
-                    .and_then(|v| v.secret_key_ref.as_ref())
-                {
-                    secret(&selector.name);
-                }
-            }
-            for env_from in &container.env_from {
-                if let Some(source) = &env_from.secret_ref {
-                    secret(&source.name);
-                }
-            }
-        }
-        for reference in &spec.image_pull_secrets {
-            secret(&reference.name);
-        }
-        Some(edges)
+            config_maps: references.config_maps,
+            secrets: references.secrets,
+        })
     }
 }
 
