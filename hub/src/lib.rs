@@ -12,6 +12,7 @@
 pub mod api;
 pub mod check;
 pub mod controllers;
+pub mod gateway;
 pub mod listener;
 pub mod pki;
 pub mod replica;
