@@ -29,6 +29,9 @@ pub enum Message {
     EnrollRequest(EnrollRequest),
     /// Hub → new device, on the enrollment response topic.
     EnrollResponse(EnrollResponse),
+    /// The device's last will, on `status`: the broker publishes it when
+    /// the device's connection `session` ends without a clean disconnect.
+    Offline(Offline),
 }
 
 impl Message {
@@ -42,6 +45,7 @@ impl Message {
             Message::NodeRegistration(m) => Some(&m.node),
             Message::EnrollRequest(m) => Some(&m.node),
             Message::EnrollResponse(m) => Some(&m.node),
+            Message::Offline(m) => Some(&m.node),
             Message::LogRequest(_) | Message::LogChunk(_) => None,
         }
     }
@@ -57,6 +61,7 @@ impl Message {
             Message::LogChunk(_) => "LogChunk",
             Message::EnrollRequest(_) => "EnrollRequest",
             Message::EnrollResponse(_) => "EnrollResponse",
+            Message::Offline(_) => "Offline",
         }
     }
 }
@@ -196,6 +201,18 @@ pub struct NodeRegistration {
     /// Images already present, which the scheduler prefers.
     pub images: Vec<ImageInfo>,
     pub addresses: Vec<NodeAddress>,
+    /// Names this connection (its start in Unix milliseconds): the last
+    /// will of an older connection, which the broker may publish after the
+    /// device reconnected elsewhere, carries an older one and is ignored.
+    pub session: u64,
+}
+
+/// A device went away without saying goodbye (its MQTT last will).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offline {
+    pub node: String,
+    /// The [`NodeRegistration::session`] of the connection that ended.
+    pub session: u64,
 }
 
 /// A device's resources as integers.

@@ -52,7 +52,7 @@ pub use desired::{
 pub use messages::{
     AddressKind, Certificate, ContainerState, ContainerStatus, EnrollOutcome, EnrollRequest,
     EnrollResponse, Heartbeat, ImageInfo, LogChunk, LogRequest, Message, NodeAddress,
-    NodeRegistration, NodeResources, PodPhase, PodStatusUpdate, Terminated,
+    NodeRegistration, NodeResources, Offline, PodPhase, PodStatusUpdate, Terminated,
 };
 
 /// The protocol this build speaks. A peer speaking another version is refused

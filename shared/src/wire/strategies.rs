@@ -35,6 +35,8 @@ pub(super) fn message() -> impl Strategy<Value = Message> {
         log_chunk().prop_map(Message::LogChunk),
         enroll_request().prop_map(Message::EnrollRequest),
         enroll_response().prop_map(Message::EnrollResponse),
+        (text(), any::<u64>())
+            .prop_map(|(node, session)| Message::Offline(Offline { node, session })),
     ]
 }
 
@@ -478,6 +480,7 @@ fn node_registration() -> impl Strategy<Value = NodeRegistration> {
         labels(),
         vec(image, 0..3),
         vec(address, 0..3),
+        any::<u64>(),
     )
         .prop_map(
             |(
@@ -488,6 +491,7 @@ fn node_registration() -> impl Strategy<Value = NodeRegistration> {
                 labels,
                 images,
                 addresses,
+                session,
             )| NodeRegistration {
                 node,
                 architecture,
@@ -502,6 +506,7 @@ fn node_registration() -> impl Strategy<Value = NodeRegistration> {
                 labels,
                 images,
                 addresses,
+                session,
             },
         )
 }

@@ -3,7 +3,7 @@
 //! | topic                                          | direction     | QoS | retained | carries                              |
 //! |------------------------------------------------|---------------|-----|----------|--------------------------------------|
 //! | `flotilla/v1/nodes/{node}/desired`             | hub → device  | 1   | yes      | [`Message::DesiredState`]            |
-//! | `flotilla/v1/nodes/{node}/status`              | device → hub  | 1   | no       | `PodStatusUpdate`, `NodeRegistration` |
+//! | `flotilla/v1/nodes/{node}/status`              | device → hub  | 1   | no       | `PodStatusUpdate`, `NodeRegistration`, `Offline` (last will) |
 //! | `flotilla/v1/nodes/{node}/heartbeat`           | device → hub  | 0   | no       | [`Message::Heartbeat`]               |
 //! | `flotilla/v1/nodes/{node}/logs/request`        | hub → device  | 1   | no       | [`Message::LogRequest`]              |
 //! | `flotilla/v1/nodes/{node}/logs/response/{id}`  | device → hub  | 1   | no       | [`Message::LogChunk`] of request `id`|
@@ -143,7 +143,10 @@ impl Topic {
     pub fn carries(&self, message: &Message) -> bool {
         let kind_fits = match (self.kind, message) {
             (TopicKind::Desired, Message::DesiredState(_))
-            | (TopicKind::Status, Message::PodStatusUpdate(_) | Message::NodeRegistration(_))
+            | (
+                TopicKind::Status,
+                Message::PodStatusUpdate(_) | Message::NodeRegistration(_) | Message::Offline(_),
+            )
             | (TopicKind::Heartbeat, Message::Heartbeat(_))
             | (TopicKind::LogRequest, Message::LogRequest(_))
             | (TopicKind::EnrollRequest, Message::EnrollRequest(_))
@@ -236,6 +239,26 @@ pub fn enrollee_may_publish(node: &str, topic: &str) -> bool {
 /// to `filter`: only exactly its own enrollment response topic.
 pub fn enrollee_may_subscribe(node: &str, filter: &str) -> bool {
     exact_topic_of(node, filter, &[TopicKind::EnrollResponse])
+}
+
+/// The ACL file of an external Mosquitto broker that enforces the rules
+/// above: `hub_user` (the gateway's certificate name) may do anything under
+/// [`PREFIX`]; every other client, named by its certificate
+/// (`use_identity_as_username`), only what [`device_may_publish`] and
+/// [`device_may_subscribe`] allow it. Mosquitto refuses whatever no line
+/// grants, so another device's topics and wildcard filters are refused.
+pub fn mosquitto_acl(hub_user: &str) -> String {
+    format!(
+        "# Written by Flotilla: device topics, each device its own (shared/src/wire/topics.rs).\n\
+         user {hub_user}\n\
+         topic readwrite {PREFIX}/#\n\
+         \n\
+         pattern write {PREFIX}/nodes/%u/status\n\
+         pattern write {PREFIX}/nodes/%u/heartbeat\n\
+         pattern write {PREFIX}/nodes/%u/logs/response/+\n\
+         pattern read {PREFIX}/nodes/%u/desired\n\
+         pattern read {PREFIX}/nodes/%u/logs/request\n"
+    )
 }
 
 fn exact_topic_of(node: &str, name: &str, kinds: &[TopicKind]) -> bool {
