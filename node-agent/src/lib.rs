@@ -10,6 +10,7 @@ pub mod agent;
 pub mod bundle;
 pub mod cgroup;
 pub mod image;
+pub mod link;
 pub mod pod;
 pub mod runtime;
 pub mod state;
@@ -40,27 +41,6 @@ impl BuildInfo {
 
 /// The heartbeat this device would send now: uptime, load and the space
 /// left for the agent's state directory, with the counters the caller keeps.
-pub fn heartbeat(
-    node: &str,
-    seq: u64,
-    applied_revision: Option<u64>,
-    state_dir: &std::path::Path,
-) -> std::io::Result<flotilla_shared::wire::Heartbeat> {
-    let load = sys::system_load()?;
-    let space = sys::filesystem_space(state_dir)?;
-    Ok(flotilla_shared::wire::Heartbeat {
-        node: node.to_owned(),
-        seq,
-        applied_revision,
-        uptime_seconds: load.uptime_seconds,
-        load_centi: load.load_1m_centi,
-        disk_available_kib: space.available_bytes / 1024,
-        ..Default::default()
-    })
-}
-
-/// Maps Rust's architecture names onto the ones Kubernetes and OCI image
-/// indexes use, so a device advertises what images are built for.
 pub fn kubernetes_arch(rust_arch: &'static str) -> &'static str {
     match rust_arch {
         "aarch64" => "arm64",
@@ -75,21 +55,6 @@ pub fn kubernetes_arch(rust_arch: &'static str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_heartbeat_of_this_machine_fits_the_64_byte_budget() {
-        let beat = heartbeat(
-            "pi-greenhouse-nw-017",
-            8_640,
-            Some(1_234_567),
-            &std::env::temp_dir(),
-        )
-        .expect("heartbeat");
-        assert!(beat.uptime_seconds > 0);
-        assert!(beat.disk_available_kib > 0);
-        let bytes = flotilla_shared::wire::encode(&flotilla_shared::wire::Message::Heartbeat(beat));
-        assert!(bytes.len() <= 64, "{} bytes", bytes.len());
-    }
 
     #[test]
     fn rust_architectures_map_to_kubernetes_names() {

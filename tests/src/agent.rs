@@ -81,6 +81,8 @@ pub struct AgentProcess {
     registry: String,
     child: Option<Child>,
     revision: u64,
+    /// `--hub ...` flags: fed by a hub over MQTT instead of a file.
+    link_args: Option<Vec<String>>,
 }
 
 impl AgentProcess {
@@ -96,6 +98,29 @@ impl AgentProcess {
             registry: registry.to_owned(),
             child: None,
             revision: 0,
+            link_args: None,
+        };
+        agent.spawn()?;
+        Ok(agent)
+    }
+
+    /// Starts agent `node` linked to a hub: `link_args` are its `--hub`,
+    /// `--hub-ca`, `--cert`, `--key` (and any other) flags.
+    pub fn start_linked(
+        registry: &str,
+        node: &str,
+        link_args: Vec<String>,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("flotilla-agent-")
+            .tempdir_in("/var/tmp")?;
+        let mut agent = AgentProcess {
+            node: node.into(),
+            dir,
+            registry: registry.to_owned(),
+            child: None,
+            revision: 0,
+            link_args: Some(link_args),
         };
         agent.spawn()?;
         Ok(agent)
@@ -133,10 +158,7 @@ impl AgentProcess {
             .arg(self.state_dir())
             .arg("--run-dir")
             .arg(self.run_dir())
-            .arg("--desired-file")
-            .arg(self.desired_file())
-            .arg("--status-dir")
-            .arg(self.status_dir())
+            .args(self.feed_args())
             .args(["--insecure-registry", &self.registry])
             .env("RUST_LOG", "info,flotilla_agent=debug")
             .stdin(Stdio::null())
@@ -145,6 +167,18 @@ impl AgentProcess {
             .spawn()?;
         self.child = Some(child);
         Ok(())
+    }
+
+    fn feed_args(&self) -> Vec<String> {
+        match &self.link_args {
+            Some(args) => args.clone(),
+            None => vec![
+                "--desired-file".into(),
+                self.desired_file().display().to_string(),
+                "--status-dir".into(),
+                self.status_dir().display().to_string(),
+            ],
+        }
     }
 
     /// The agent's log so far (for assertion messages).
@@ -377,4 +411,30 @@ fn remove_pod_cgroups(uid: &str) {
         }
         let _ = std::fs::remove_dir(&pod);
     }
+}
+
+/// A registry holding busybox as `<host>/flotilla/busybox:1`.
+pub fn registry_with_busybox() -> (crate::registry::Registry, String) {
+    let registry = crate::registry::Registry::start(crate::registry::RegistryOptions::default())
+        .expect("registry");
+    let host = registry.host();
+    let reference = format!("{host}/flotilla/busybox:1");
+    let image = crate::oci_image::busybox_image(flotilla_agent::image::Platform::of_this_device())
+        .expect("busybox image");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = crate::oci_image::push_client(&host).expect("client");
+        crate::oci_image::push_image(
+            &client,
+            &reference,
+            &image,
+            &oci_client::secrets::RegistryAuth::Anonymous,
+        )
+        .await
+        .expect("push");
+    });
+    (registry, reference)
 }

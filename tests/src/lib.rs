@@ -11,5 +11,6 @@ pub mod fleet;
 pub mod hub;
 pub mod kubectl;
 pub mod lincheck;
+pub mod mqtt;
 pub mod oci_image;
 pub mod registry;

@@ -140,7 +140,7 @@ impl Drop for Registry {
 }
 
 /// A port nothing listens on right now.
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

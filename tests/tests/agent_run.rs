@@ -5,36 +5,16 @@
 
 use std::time::Duration;
 
-use flotilla_agent::image::Platform;
 use flotilla_shared::wire::{
     ContainerState, PodPhase, Probe, ProbeAction, ResourceList, RestartPolicy, Volume, VolumeMount,
     VolumeSource,
 };
-use flotilla_tests::agent::{AgentProcess, shell_container, shell_pod, unique_uid};
-use flotilla_tests::oci_image::{busybox_image, push_client, push_image};
-use flotilla_tests::registry::{Registry, RegistryOptions};
-use oci_client::secrets::RegistryAuth;
+use flotilla_tests::agent::{
+    AgentProcess, registry_with_busybox, shell_container, shell_pod, unique_uid,
+};
+use flotilla_tests::registry::Registry;
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// A registry holding busybox as `<host>/flotilla/busybox:1`.
-fn registry_with_busybox() -> (Registry, String) {
-    let registry = Registry::start(RegistryOptions::default()).expect("registry");
-    let host = registry.host();
-    let reference = format!("{host}/flotilla/busybox:1");
-    let image = busybox_image(Platform::of_this_device()).expect("busybox image");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let client = push_client(&host).expect("client");
-        push_image(&client, &reference, &image, &RegistryAuth::Anonymous)
-            .await
-            .expect("push");
-    });
-    (registry, reference)
-}
 
 /// A registry with busybox and an agent allowed to pull from it.
 fn agent_with_busybox() -> (Registry, String, AgentProcess) {

@@ -1,5 +1,5 @@
-//! `flotilla-agent run`: the agent on a real device, fed from a
-//! desired-state file (the MQTT link comes with the device link).
+//! `flotilla-agent run`: the agent on a real device, fed by its hub over the
+//! MQTT link (`--hub`), or from a desired-state file (`--desired-file`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use super::{Clock, LinuxHost, Paths, Services, feed};
 use crate::cgroup::CgroupFs;
 use crate::image::{Credentials, ImageStore, RegistryConfig, RegistrySource};
+use crate::link;
 use crate::runtime::{RuntimeCli, RuntimeCliConfig, RuntimePreference};
 use crate::state::StateDir;
 
@@ -27,12 +28,40 @@ pub struct RunArgs {
     /// Volatile state (a tmpfs): namespaces, secrets, runtime state, statuses.
     #[arg(long, default_value = "/run/flotilla")]
     pub run_dir: PathBuf,
-    /// A desired-state file to follow (JSON if it ends in .json, else postcard).
-    #[arg(long)]
-    pub desired_file: PathBuf,
-    /// Where each pod's status is written as `<uid>.json` (default `<run-dir>/status`).
+    /// A desired-state file to follow (JSON if it ends in .json, else
+    /// postcard), instead of a hub.
+    #[arg(long, required_unless_present = "hubs", conflicts_with = "hubs")]
+    pub desired_file: Option<PathBuf>,
+    /// Where each pod's status is written as `<uid>.json` when fed from a
+    /// file (default `<run-dir>/status`).
     #[arg(long)]
     pub status_dir: Option<PathBuf>,
+    /// A hub's MQTT address (`host:port`, the host as its certificate names
+    /// it); repeatable: the link fails over between them.
+    #[arg(long = "hub", requires_all = ["hub_ca", "cert", "key"])]
+    pub hubs: Vec<crate::link::HubAddress>,
+    /// The CA certificate (PEM) the hub's certificate must chain to.
+    #[arg(long)]
+    pub hub_ca: Option<PathBuf>,
+    /// The device's certificate (PEM), naming the node.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// The device's private key (PEM).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Seconds between heartbeats (the hub's liveness signal).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub heartbeat_seconds: u64,
+    /// MQTT keepalive in seconds (the heartbeat is the liveness signal; this
+    /// only lets the broker drop a dead connection).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(5..=65_535))]
+    pub keep_alive_seconds: u64,
+    /// A label the device asserts about itself (`key=value`); repeatable.
+    #[arg(long = "node-label", value_parser = parse_label)]
+    pub node_labels: Vec<(String, String)>,
+    /// Pods this device accepts at most.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
     /// The OCI runtime: auto (crun if it can run here, else runc), crun, runc or a path.
     #[arg(long, default_value = "auto")]
     pub runtime: String,
@@ -56,6 +85,20 @@ pub struct RunArgs {
 enum AuthEntry {
     Basic { username: String, password: String },
     Bearer { token: String },
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    use flotilla_shared::validation::{Path, validate_labels};
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected key=value"))?;
+    let labels = BTreeMap::from([(key.to_owned(), value.to_owned())]);
+    let errors = validate_labels(&labels, &Path::new("--node-label"));
+    if errors.is_empty() {
+        Ok((key.to_owned(), value.to_owned()))
+    } else {
+        Err(errors.to_string())
+    }
 }
 
 fn credentials(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, Credentials>> {
@@ -139,18 +182,63 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     });
     let (desired_tx, desired_rx) = watch::channel(None);
     let (status_tx, status_rx) = mpsc::unbounded_channel();
+    let (stored_tx, stored_rx) = watch::channel(None);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    tokio::spawn(feed::watch_file(
-        args.desired_file.clone(),
-        Duration::from_millis(200),
-        desired_tx,
-    ));
-    tokio::spawn(feed::write_statuses(
-        args.status_dir
-            .clone()
-            .unwrap_or_else(|| paths.run_dir.join("status")),
-        status_rx,
-    ));
+    if let Some(file) = &args.desired_file {
+        tokio::spawn(feed::watch_file(
+            file.clone(),
+            Duration::from_millis(200),
+            desired_tx,
+        ));
+        tokio::spawn(feed::write_statuses(
+            args.status_dir
+                .clone()
+                .unwrap_or_else(|| paths.run_dir.join("status")),
+            status_rx,
+        ));
+    } else {
+        let (Some(ca), Some(cert), Some(key)) = (&args.hub_ca, &args.cert, &args.key) else {
+            anyhow::bail!("--hub needs --hub-ca, --cert and --key");
+        };
+        let config = link::LinkConfig {
+            node: args.node.clone(),
+            hubs: args.hubs.clone(),
+            tls: Arc::new(link::tls_config(ca, cert, key)?),
+            heartbeat: Duration::from_secs(args.heartbeat_seconds),
+            keep_alive: Duration::from_secs(args.keep_alive_seconds),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            identity: link::device::Identity {
+                node: args.node.clone(),
+                container_runtime: choice
+                    .binary
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                labels: args.node_labels.iter().cloned().collect(),
+                max_pods: args.max_pods,
+            },
+        };
+        let listed = Arc::clone(&services);
+        let side = link::AgentSide {
+            desired: desired_tx,
+            stored: stored_rx,
+            statuses: status_rx,
+            images: Box::new(move || {
+                listed
+                    .images
+                    .list()
+                    .into_iter()
+                    .map(|i| flotilla_shared::wire::ImageInfo {
+                        names: i.names,
+                        size_bytes: i.size_bytes,
+                    })
+                    .collect()
+            }),
+            state_dir: paths.state_dir.clone(),
+        };
+        tokio::spawn(link::run(config, side, shutdown_rx.clone()));
+    }
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("installing a SIGTERM handler");
@@ -161,6 +249,6 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         let _ = shutdown_tx.send(true);
     });
     tracing::info!(node = %args.node, runtime = %choice.binary.display(), "agent running");
-    super::run(services, desired_rx, status_tx, shutdown_rx).await?;
+    super::run(services, desired_rx, status_tx, stored_tx, shutdown_rx).await?;
     Ok(())
 }

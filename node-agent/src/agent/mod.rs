@@ -119,12 +119,15 @@ struct WorkerHandle {
 }
 
 /// Runs the agent until `shutdown` turns true: applies each desired state
-/// from `desired` (after persisting it), reports pod statuses on `status`.
-/// Containers keep running when the agent stops.
+/// from `desired` (after persisting it), reports pod statuses on `status`,
+/// and publishes on `stored` the revision it has on disk (a feed
+/// acknowledges deliveries up to it). Containers keep running when the
+/// agent stops.
 pub async fn run<R, S, H>(
     services: Arc<Services<R, S, H>>,
     mut desired: watch::Receiver<Option<DesiredState>>,
     status: mpsc::UnboundedSender<PodStatusUpdate>,
+    stored: watch::Sender<Option<u64>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), AgentError>
 where
@@ -137,6 +140,7 @@ where
     let adopted = adopt::adopt(&services, held.as_ref()).await?;
     let mut workers: BTreeMap<String, WorkerHandle> = BTreeMap::new();
     let mut revision = held.as_ref().map(|d| d.revision);
+    stored.send_replace(revision);
     // Pods that ran to completion and are still desired: not run again.
     let mut finished: BTreeSet<String> = BTreeSet::new();
     for pod in adopted {
@@ -194,6 +198,8 @@ where
                     continue;
                 }
                 revision = Some(next.revision);
+                // The feed may acknowledge it now: it is on disk.
+                stored.send_replace(revision);
                 for uid in finished.iter().filter(|uid| !next.pods.iter().any(|p| &p.uid == *uid)) {
                     if let Err(error) = services.state.remove_pod(uid) {
                         tracing::warn!(%uid, %error, "removing a finished pod's state");

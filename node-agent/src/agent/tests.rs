@@ -67,7 +67,13 @@ impl Harness {
         let (desired, desired_rx) = watch::channel(None);
         let (status_tx, statuses) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let task = tokio::spawn(super::run(services, desired_rx, status_tx, shutdown_rx));
+        let task = tokio::spawn(super::run(
+            services,
+            desired_rx,
+            status_tx,
+            watch::channel(None).0,
+            shutdown_rx,
+        ));
         Agent {
             desired,
             statuses,

@@ -80,7 +80,13 @@ pub(super) async fn start_latency(
     let (desired_tx, desired_rx) = watch::channel(None);
     let (status_tx, mut status_rx) = mpsc::unbounded_channel();
     let (_shutdown_tx, shutdown_rx) = watch::channel(false);
-    let agent_task = tokio::spawn(agent::run(services, desired_rx, status_tx, shutdown_rx));
+    let agent_task = tokio::spawn(agent::run(
+        services,
+        desired_rx,
+        status_tx,
+        tokio::sync::watch::channel(None).0,
+        shutdown_rx,
+    ));
 
     let mut pods = Vec::new();
     let mut figures = StartFigures {
