@@ -176,6 +176,26 @@ fn mosquitto_client(
         .expect("mosquitto client")
 }
 
+/// What device-2 reads on its own desired topic (its retained state).
+fn device_2_reads_its_desired_state(broker: &Mosquitto, pki: &TestPki) -> std::process::Output {
+    mosquitto_client(
+        "mosquitto_sub",
+        broker,
+        pki,
+        Some("device-2"),
+        &[
+            "-t",
+            "flotilla/v1/nodes/device-2/desired",
+            "-C",
+            "1",
+            "-W",
+            "5",
+            "-i",
+            "device-2",
+        ],
+    )
+}
+
 #[test]
 fn a_device_can_reach_only_its_own_topics() {
     let pki = TestPki::new().expect("pki");
@@ -191,22 +211,7 @@ fn a_device_can_reach_only_its_own_topics() {
     .expect("publish");
 
     // device-2 itself gets it...
-    let own = mosquitto_client(
-        "mosquitto_sub",
-        &broker,
-        &pki,
-        Some("device-2"),
-        &[
-            "-t",
-            "flotilla/v1/nodes/device-2/desired",
-            "-C",
-            "1",
-            "-W",
-            "5",
-            "-i",
-            "device-2",
-        ],
-    );
+    let own = device_2_reads_its_desired_state(&broker, &pki);
     assert!(
         own.status.success() && !own.stdout.is_empty(),
         "{own:?}\n{}",
@@ -302,22 +307,7 @@ fn a_device_can_reach_only_its_own_topics() {
         broker.log()
     );
     // The retained desired state of device-2 is still the hub's.
-    let again = mosquitto_client(
-        "mosquitto_sub",
-        &broker,
-        &pki,
-        Some("device-2"),
-        &[
-            "-t",
-            "flotilla/v1/nodes/device-2/desired",
-            "-C",
-            "1",
-            "-W",
-            "5",
-            "-i",
-            "device-2",
-        ],
-    );
+    let again = device_2_reads_its_desired_state(&broker, &pki);
     assert_eq!(again.stdout, own.stdout);
 
     // Without a certificate: refused outright.

@@ -146,6 +146,20 @@ impl std::fmt::Debug for AgentSide {
     }
 }
 
+/// One connection attempt: to which hub, named how.
+struct Attempt<'a> {
+    config: &'a LinkConfig,
+    hub: &'a HubAddress,
+    session: u64,
+}
+
+/// What outlives a connection.
+struct Carried<'a> {
+    agent: &'a mut AgentSide,
+    outbox: &'a mut Outbox,
+    seq: &'a mut u64,
+}
+
 /// Why one connection ended.
 enum Ended {
     Shutdown,
@@ -163,17 +177,17 @@ pub async fn run(config: LinkConfig, mut agent: AgentSide, mut shutdown: watch::
         attempt += 1;
         let session = unix_ms();
         let connected_at = tokio::time::Instant::now();
-        match connection(
-            &config,
+        let attempt_now = Attempt {
+            config: &config,
             hub,
             session,
-            &mut agent,
-            &mut outbox,
-            &mut seq,
-            &mut shutdown,
-        )
-        .await
-        {
+        };
+        let carried = Carried {
+            agent: &mut agent,
+            outbox: &mut outbox,
+            seq: &mut seq,
+        };
+        match connection(&attempt_now, carried, &mut shutdown).await {
             Ended::Shutdown => return,
             Ended::Failed(error) => {
                 // A connection that lasted a while was no failure to back
@@ -255,29 +269,15 @@ fn options(config: &LinkConfig, hub: &HubAddress, session: u64) -> MqttOptions {
 
 /// One connection, from connect to failure or shutdown.
 async fn connection(
-    config: &LinkConfig,
-    hub: &HubAddress,
-    session: u64,
-    agent: &mut AgentSide,
-    outbox: &mut Outbox,
-    seq: &mut u64,
+    attempt: &Attempt<'_>,
+    carried: Carried<'_>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ended {
-    let (client, eventloop) = AsyncClient::new(options(config, hub, session), 64);
+    let options = options(attempt.config, attempt.hub, attempt.session);
+    let (client, eventloop) = AsyncClient::new(options, 64);
     let (events_tx, mut events) = mpsc::channel(64);
     let poller = tokio::spawn(poll(eventloop, events_tx));
-    let ended = serve(
-        config,
-        hub,
-        session,
-        agent,
-        outbox,
-        seq,
-        shutdown,
-        &client,
-        &mut events,
-    )
-    .await;
+    let ended = serve(attempt, carried, shutdown, &client, &mut events).await;
     if matches!(ended, Ended::Shutdown) {
         // A clean goodbye: the broker drops the will.
         let _ = client.disconnect().await;
@@ -301,18 +301,19 @@ async fn poll(mut eventloop: EventLoop, events: mpsc::Sender<Result<Event, Conne
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn serve(
-    config: &LinkConfig,
-    hub: &HubAddress,
-    session: u64,
-    agent: &mut AgentSide,
-    outbox: &mut Outbox,
-    seq: &mut u64,
+    attempt: &Attempt<'_>,
+    carried: Carried<'_>,
     shutdown: &mut watch::Receiver<bool>,
     client: &AsyncClient,
     events: &mut mpsc::Receiver<Result<Event, ConnectionError>>,
 ) -> Ended {
+    let Attempt {
+        config,
+        hub,
+        session,
+    } = *attempt;
+    let Carried { agent, outbox, seq } = carried;
     let node = &config.node;
     let desired_topic = topic(node, TopicKind::Desired);
     let status_topic = topic(node, TopicKind::Status);

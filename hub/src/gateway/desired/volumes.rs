@@ -3,7 +3,7 @@
 //! hold (Secret files travel as a [`wire::VolumeSource::Secret`], which the
 //! agent keeps on tmpfs only).
 
-use flotilla_shared::model::{self, ConfigMap, KeyToPath, Secret};
+use flotilla_shared::model::{self, ConfigMap, KeyToPath};
 use flotilla_shared::wire;
 
 use super::{
@@ -157,6 +157,13 @@ fn key_files(
     Ok(())
 }
 
+/// Which kind of object a volume's files come from.
+#[derive(Clone, Copy)]
+enum Kind {
+    ConfigMap,
+    Secret,
+}
+
 fn config_map_files<R: Referenced>(
     context: &Context<'_, R>,
     name: &str,
@@ -164,25 +171,7 @@ fn config_map_files<R: Referenced>(
     optional: Option<bool>,
     files: &mut Vec<wire::ProjectedFile>,
 ) -> Result<(), String> {
-    let namespace = &context.pod.metadata.namespace;
-    let optional = optional == Some(true);
-    let Some(cm) = context.referenced.config_map(namespace, name) else {
-        return if optional {
-            Ok(())
-        } else {
-            Err(format!("configmap {name:?} not found"))
-        };
-    };
-    let data = config_map_bytes(cm);
-    key_files("configmap", namespace, name, &data, items, optional, files)
-}
-
-fn config_map_bytes(cm: &ConfigMap) -> std::collections::BTreeMap<String, Vec<u8>> {
-    cm.data
-        .keys()
-        .chain(cm.binary_data.keys())
-        .filter_map(|k| config_map_value(cm, k).map(|v| (k.clone(), v)))
-        .collect()
+    object_files(context, Kind::ConfigMap, name, items, optional, files)
 }
 
 fn secret_files<R: Referenced>(
@@ -192,17 +181,47 @@ fn secret_files<R: Referenced>(
     optional: Option<bool>,
     files: &mut Vec<wire::ProjectedFile>,
 ) -> Result<(), String> {
+    object_files(context, Kind::Secret, name, items, optional, files)
+}
+
+/// The files of ConfigMap or Secret `name`; a missing object is no files
+/// when `optional`, an error otherwise.
+fn object_files<R: Referenced>(
+    context: &Context<'_, R>,
+    kind: Kind,
+    name: &str,
+    items: &[KeyToPath],
+    optional: Option<bool>,
+    files: &mut Vec<wire::ProjectedFile>,
+) -> Result<(), String> {
     let namespace = &context.pod.metadata.namespace;
     let optional = optional == Some(true);
-    let Some(secret): Option<&Secret> = context.referenced.secret(namespace, name) else {
-        return if optional {
-            Ok(())
-        } else {
-            Err(format!("secret {name:?} not found"))
-        };
+    let (label, data) = match kind {
+        Kind::ConfigMap => (
+            "configmap",
+            context
+                .referenced
+                .config_map(namespace, name)
+                .map(config_map_bytes),
+        ),
+        Kind::Secret => (
+            "secret",
+            context.referenced.secret(namespace, name).map(secret_data),
+        ),
     };
-    let data = secret_data(secret);
-    key_files("secret", namespace, name, &data, items, optional, files)
+    match data {
+        Some(data) => key_files(label, namespace, name, &data, items, optional, files),
+        None if optional => Ok(()),
+        None => Err(format!("{label} {name:?} not found")),
+    }
+}
+
+fn config_map_bytes(cm: &ConfigMap) -> std::collections::BTreeMap<String, Vec<u8>> {
+    cm.data
+        .keys()
+        .chain(cm.binary_data.keys())
+        .filter_map(|k| config_map_value(cm, k).map(|v| (k.clone(), v)))
+        .collect()
 }
 
 /// downwardAPI items as files, each answered as an environment variable
