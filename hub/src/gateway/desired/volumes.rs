@@ -51,13 +51,21 @@ pub(super) fn volume<R: Referenced>(
         }
     } else if let Some(cm) = &v.config_map {
         let mut files = Vec::new();
-        config_map_files(context, &cm.name, &cm.items, cm.optional, &mut files)
-            .map_err(|e| fail(&e))?;
+        object_files(
+            context,
+            Kind::ConfigMap,
+            &cm.name,
+            &cm.items,
+            cm.optional,
+            &mut files,
+        )
+        .map_err(|e| fail(&e))?;
         wire::VolumeSource::ConfigMap(file_set(cm.default_mode, files))
     } else if let Some(secret) = &v.secret {
         let mut files = Vec::new();
-        secret_files(
+        object_files(
             context,
+            Kind::Secret,
             &secret.secret_name,
             &secret.items,
             secret.optional,
@@ -73,10 +81,10 @@ pub(super) fn volume<R: Referenced>(
         let mut secret = false;
         for source in &projected.sources {
             if let Some(cm) = &source.config_map {
-                config_map_files(context, &cm.name, &cm.items, cm.optional, &mut files)
+                object_files(context, Kind::ConfigMap, &cm.name, &cm.items, cm.optional, &mut files)
             } else if let Some(s) = &source.secret {
                 secret = true;
-                secret_files(context, &s.name, &s.items, s.optional, &mut files)
+                object_files(context, Kind::Secret, &s.name, &s.items, s.optional, &mut files)
             } else if let Some(downward) = &source.downward_api {
                 downward_files(context, &downward.items).map(|more| files.extend(more))
             } else if source.service_account_token.is_some() {
@@ -162,26 +170,6 @@ fn key_files(
 enum Kind {
     ConfigMap,
     Secret,
-}
-
-fn config_map_files<R: Referenced>(
-    context: &Context<'_, R>,
-    name: &str,
-    items: &[KeyToPath],
-    optional: Option<bool>,
-    files: &mut Vec<wire::ProjectedFile>,
-) -> Result<(), String> {
-    object_files(context, Kind::ConfigMap, name, items, optional, files)
-}
-
-fn secret_files<R: Referenced>(
-    context: &Context<'_, R>,
-    name: &str,
-    items: &[KeyToPath],
-    optional: Option<bool>,
-    files: &mut Vec<wire::ProjectedFile>,
-) -> Result<(), String> {
-    object_files(context, Kind::Secret, name, items, optional, files)
 }
 
 /// The files of ConfigMap or Secret `name`; a missing object is no files
