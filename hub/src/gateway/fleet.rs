@@ -84,20 +84,12 @@ impl Fleet {
             Object::ConfigMap(cm) => {
                 let key = key_of(&cm.metadata.namespace, &cm.metadata.name);
                 self.mark_users(&key, false);
-                if deleted {
-                    self.objects.config_maps.remove(&key);
-                } else {
-                    self.objects.config_maps.insert(key, cm.clone());
-                }
+                keep(&mut self.objects.config_maps, key, cm, deleted);
             }
             Object::Secret(secret) => {
                 let key = key_of(&secret.metadata.namespace, &secret.metadata.name);
                 self.mark_users(&key, true);
-                if deleted {
-                    self.objects.secrets.remove(&key);
-                } else {
-                    self.objects.secrets.insert(key, secret.clone());
-                }
+                keep(&mut self.objects.secrets, key, secret, deleted);
             }
             _ => {}
         }
@@ -220,6 +212,15 @@ impl Fleet {
     /// A state could not be published: try again at the next update.
     pub fn retry(&mut self, node: &str) {
         self.dirty.insert(node.to_owned());
+    }
+}
+
+/// Keeps `object` under `key`, or forgets it when `deleted`.
+fn keep<T: Clone>(map: &mut BTreeMap<Key, T>, key: Key, object: &T, deleted: bool) {
+    if deleted {
+        map.remove(&key);
+    } else {
+        map.insert(key, object.clone());
     }
 }
 

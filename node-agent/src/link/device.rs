@@ -37,11 +37,10 @@ pub fn registration(
     session: u64,
 ) -> NodeRegistration {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let meminfo = meminfo();
     let disk = disk(state_dir);
     let capacity = NodeResources {
         cpu_millis: cpus * 1000,
-        memory_bytes: meminfo.get("MemTotal").copied().unwrap_or(0) * 1024,
+        memory_bytes: crate::sys::memory_total_bytes().unwrap_or(0),
         ephemeral_storage_bytes: disk.map_or(0, |d| d.total_bytes),
         pods: identity.max_pods,
     };

@@ -198,6 +198,31 @@ fn id(value: i64) -> Result<u32, Unresolved> {
         .map_err(|_| Unresolved::config(format!("user or group id {value} is out of range")))
 }
 
+/// A ConfigMap or a Secret.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    ConfigMap,
+    Secret,
+}
+
+impl Kind {
+    /// As kubelet's messages spell it in `"... not found"`.
+    fn label(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "configmap",
+            Kind::Secret => "secret",
+        }
+    }
+
+    /// As kubelet's messages spell it in `couldn't find key ...`.
+    fn title(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+        }
+    }
+}
+
 /// What resolving one pod looks things up in.
 struct Context<'p, R> {
     pod: &'p model::Pod,
@@ -206,6 +231,19 @@ struct Context<'p, R> {
 }
 
 impl<R: Referenced> Context<'_, R> {
+    /// The keys and bytes of ConfigMap (`data` and `binaryData`) or Secret
+    /// `name` in the pod's namespace; `None` when it does not exist.
+    fn object_data(&self, kind: Kind, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let namespace = &self.pod.metadata.namespace;
+        match kind {
+            Kind::ConfigMap => self
+                .referenced
+                .config_map(namespace, name)
+                .map(config_map_bytes),
+            Kind::Secret => self.referenced.secret(namespace, name).map(secret_data),
+        }
+    }
+
     fn container(&self, c: &model::Container) -> Result<wire::Container, Unresolved> {
         let env = self.env(c)?;
         let lookup = |name: &str| {
@@ -354,43 +392,29 @@ impl<R: Referenced> Context<'_, R> {
                 .map(Some)
                 .map_err(Unresolved::config);
         }
-        if let Some(key) = &from.config_map_key_ref {
-            let optional = key.optional == Some(true);
-            return match self.referenced.config_map(namespace, &key.name) {
+        let (kind, name, key, optional) = if let Some(r) = &from.config_map_key_ref {
+            (Kind::ConfigMap, &r.name, &r.key, r.optional)
+        } else if let Some(r) = &from.secret_key_ref {
+            (Kind::Secret, &r.name, &r.key, r.optional)
+        } else {
+            return Ok(Some(String::new()));
+        };
+        let optional = optional == Some(true);
+        match self.object_data(kind, name) {
+            None if optional => Ok(None),
+            None => Err(Unresolved::config(format!(
+                "{} {name:?} not found",
+                kind.label()
+            ))),
+            Some(mut data) => match data.remove(key) {
+                Some(value) => Ok(Some(String::from_utf8_lossy(&value).into_owned())),
                 None if optional => Ok(None),
                 None => Err(Unresolved::config(format!(
-                    "configmap {:?} not found",
-                    key.name
+                    "couldn't find key {key} in {} {namespace}/{name}",
+                    kind.title()
                 ))),
-                Some(cm) => match config_map_value(cm, &key.key) {
-                    Some(value) => Ok(Some(String::from_utf8_lossy(&value).into_owned())),
-                    None if optional => Ok(None),
-                    None => Err(Unresolved::config(format!(
-                        "couldn't find key {} in ConfigMap {namespace}/{}",
-                        key.key, key.name
-                    ))),
-                },
-            };
+            },
         }
-        if let Some(key) = &from.secret_key_ref {
-            let optional = key.optional == Some(true);
-            return match self.referenced.secret(namespace, &key.name) {
-                None if optional => Ok(None),
-                None => Err(Unresolved::config(format!(
-                    "secret {:?} not found",
-                    key.name
-                ))),
-                Some(secret) => match secret_data(secret).remove(&key.key) {
-                    Some(value) => Ok(Some(String::from_utf8_lossy(&value).into_owned())),
-                    None if optional => Ok(None),
-                    None => Err(Unresolved::config(format!(
-                        "couldn't find key {} in Secret {namespace}/{}",
-                        key.key, key.name
-                    ))),
-                },
-            };
-        }
-        Ok(Some(String::new()))
     }
 
     /// A downward API field (`fieldRef.fieldPath`), as kubelet answers it.
@@ -536,12 +560,14 @@ fn go_quote(s: &str) -> String {
     out
 }
 
-/// A ConfigMap key's bytes, from `data` or `binaryData`.
-fn config_map_value(cm: &ConfigMap, key: &str) -> Option<Vec<u8>> {
-    cm.data
-        .get(key)
-        .map(|v| v.clone().into_bytes())
-        .or_else(|| cm.binary_data.get(key).map(|b| b.0.clone()))
+/// A ConfigMap's keys and bytes, from `data` and `binaryData`.
+fn config_map_bytes(cm: &ConfigMap) -> BTreeMap<String, Vec<u8>> {
+    let text = cm
+        .data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()));
+    let binary = cm.binary_data.iter().map(|(k, v)| (k.clone(), v.0.clone()));
+    binary.chain(text).collect()
 }
 
 /// A Secret's keys and bytes (`stringData` over `data`, as the API server

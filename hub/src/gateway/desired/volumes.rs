@@ -3,12 +3,10 @@
 //! hold (Secret files travel as a [`wire::VolumeSource::Secret`], which the
 //! agent keeps on tmpfs only).
 
-use flotilla_shared::model::{self, ConfigMap, KeyToPath};
+use flotilla_shared::model::{self, KeyToPath};
 use flotilla_shared::wire;
 
-use super::{
-    Context, DEFAULT_FILE_MODE, Referenced, Unresolved, config_map_value, parse, secret_data,
-};
+use super::{Context, DEFAULT_FILE_MODE, Kind, Referenced, Unresolved, parse};
 
 pub(super) fn volume<R: Referenced>(
     context: &Context<'_, R>,
@@ -165,15 +163,6 @@ fn key_files(
     Ok(())
 }
 
-/// Which kind of object a volume's files come from.
-#[derive(Clone, Copy)]
-enum Kind {
-    ConfigMap,
-    Secret,
-}
-
-/// The files of ConfigMap or Secret `name`; a missing object is no files
-/// when `optional`, an error otherwise.
 fn object_files<R: Referenced>(
     context: &Context<'_, R>,
     kind: Kind,
@@ -184,32 +173,11 @@ fn object_files<R: Referenced>(
 ) -> Result<(), String> {
     let namespace = &context.pod.metadata.namespace;
     let optional = optional == Some(true);
-    let (label, data) = match kind {
-        Kind::ConfigMap => (
-            "configmap",
-            context
-                .referenced
-                .config_map(namespace, name)
-                .map(config_map_bytes),
-        ),
-        Kind::Secret => (
-            "secret",
-            context.referenced.secret(namespace, name).map(secret_data),
-        ),
-    };
-    match data {
-        Some(data) => key_files(label, namespace, name, &data, items, optional, files),
+    match context.object_data(kind, name) {
+        Some(data) => key_files(kind.label(), namespace, name, &data, items, optional, files),
         None if optional => Ok(()),
-        None => Err(format!("{label} {name:?} not found")),
+        None => Err(format!("{} {name:?} not found", kind.label())),
     }
-}
-
-fn config_map_bytes(cm: &ConfigMap) -> std::collections::BTreeMap<String, Vec<u8>> {
-    cm.data
-        .keys()
-        .chain(cm.binary_data.keys())
-        .filter_map(|k| config_map_value(cm, k).map(|v| (k.clone(), v)))
-        .collect()
 }
 
 /// downwardAPI items as files, each answered as an environment variable
