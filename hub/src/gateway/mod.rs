@@ -11,3 +11,4 @@
 pub mod desired;
 mod expand;
 pub mod fleet;
+pub mod status;
