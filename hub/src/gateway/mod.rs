@@ -5,10 +5,13 @@
 //! the ConfigMaps and Secrets they use, and the Node itself) to the one
 //! [`flotilla_shared::wire::DesiredState`] message that device gets, with
 //! everything resolved, so that an agent never asks the hub anything else.
-//! The transport (publishing it retained, taking statuses and heartbeats in)
-//! builds on it.
+//! [`fleet`] knows which devices' states changed, [`status`] turns what
+//! devices report into Node and pod status, and [`liveness`] keeps who is
+//! alive in memory and says when a Lease is due. The transport (publishing
+//! retained, taking statuses and heartbeats in) builds on these.
 
 pub mod desired;
 mod expand;
 pub mod fleet;
+pub mod liveness;
 pub mod status;
