@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use flotilla_shared::model::{KINDS, Object};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::executor::Executor;
 use super::scheduling::Scheduling;
@@ -53,47 +53,13 @@ pub async fn run<F>(
 ) where
     F: Fn() -> Vec<Arc<dyn Reconciler>>,
 {
-    tokio::pin!(shutdown);
-    let mut metrics = node.raft().metrics();
-    loop {
-        // Wait for leadership.
-        loop {
-            let leads = metrics.borrow_and_update().current_leader == Some(node.id())
-                && metrics.borrow().state.is_leader();
-            if leads {
-                break;
-            }
-            tokio::select! {
-                () = &mut shutdown => return,
-                changed = metrics.changed() => if changed.is_err() { return },
-            }
-        }
-        if let Err(e) = node.linearizable_barrier().await {
-            debug!(error = %e, "leader barrier failed; waiting for leadership again");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        info!("leading: starting the controllers");
-        let manager = Manager::new(storage.clone(), controllers(), scheduler.clone());
-        let running = tokio::spawn(manager.run());
-        // Run until leadership is lost.
-        loop {
-            let leads = metrics.borrow_and_update().current_leader == Some(node.id())
-                && metrics.borrow().state.is_leader();
-            if !leads {
-                break;
-            }
-            tokio::select! {
-                () = &mut shutdown => {
-                    running.abort();
-                    return;
-                }
-                changed = metrics.changed() => if changed.is_err() { running.abort(); return },
-            }
-        }
-        running.abort();
-        info!("no longer leading: stopped the controllers");
-    }
+    crate::replica::leading::while_leading(
+        node,
+        "controllers",
+        move || Manager::new(storage.clone(), controllers(), scheduler.clone()).run(),
+        shutdown,
+    )
+    .await;
 }
 
 /// The queue of one controller.

@@ -10,6 +10,7 @@
 
 mod batcher;
 pub mod client;
+pub mod leading;
 pub mod node;
 pub mod peers;
 pub mod rpc;
