@@ -49,7 +49,12 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Heartbeat { node, state_dir } => {
             flotilla_shared::wire::topics::validate_node_name(&node)?;
-            let beat = flotilla_agent::link::device::heartbeat(&node, 0, None, 0, &state_dir);
+            let identity = flotilla_agent::link::device::Identity {
+                node,
+                disk_pressure_percent: flotilla_agent::link::device::DISK_PRESSURE_PERCENT,
+                ..Default::default()
+            };
+            let beat = flotilla_agent::link::device::heartbeat(&identity, 0, None, 0, &state_dir);
             let bytes = flotilla_shared::wire::encode(&flotilla_shared::wire::Message::Heartbeat(
                 beat.clone(),
             ));

@@ -44,6 +44,9 @@
 //!   core keeps no state between reconciles. The same reason makes the
 //!   eviction deadline count from the taint's `timeAdded`; a `NoExecute`
 //!   taint written without one (by a user) is given one.
+//! - A Lease whose `leaseDurationSeconds` is longer than the grace period
+//!   extends it: the gateway sets it from the device's heartbeat interval
+//!   (minutes, on metered links).
 //! - No zone disruption modes or eviction rate limits: with pods tolerating
 //!   an offline device by default, a fleet-wide outage evicts nothing.
 
@@ -178,7 +181,7 @@ impl Reconciler for NodeLifecycleController {
             _ => None,
         };
         let mut action = Action::await_change();
-        match last_heard(node, lease).map(|at| at + self.grace_period) {
+        match last_heard(node, lease).map(|at| at + grace_period(self.grace_period, lease)) {
             Some(expires) if now < expires => {
                 action = action.requeue(expires.duration_since(now).unwrap_or_default());
             }
@@ -237,6 +240,18 @@ fn is_health_taint(key: &str) -> bool {
     key == node_taints::UNREACHABLE || key == node_taints::NOT_READY
 }
 
+/// How long a node may stay silent: the controller's grace period, or its
+/// Lease's duration when longer (the gateway sets that from the device's
+/// heartbeat interval, minutes on metered links, where kubelet's 40 s
+/// would mark every such device unknown between two heartbeats).
+fn grace_period(grace: Duration, lease: Option<&Lease>) -> Duration {
+    let leased = lease
+        .and_then(|l| l.spec.lease_duration_seconds)
+        .and_then(|s| u64::try_from(s).ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    grace.max(leased)
+}
+
 /// When the device was last heard of: the newest of its Lease's renewal and
 /// its Ready condition's heartbeat, else the node's creation.
 fn last_heard(node: &Node, lease: Option<&Lease>) -> Option<SystemTime> {
@@ -257,7 +272,7 @@ fn last_heard(node: &Node, lease: Option<&Lease>) -> Option<SystemTime> {
 }
 
 /// `node` with its reported conditions `Unknown`, or `None` when they are already.
-fn mark_unknown(node: &Node, now: SystemTime) -> Option<Node> {
+pub(crate) fn mark_unknown(node: &Node, now: SystemTime) -> Option<Node> {
     let mut updated = node.clone();
     let stamp = format_time(now);
     for type_ in REPORTED_CONDITIONS {
@@ -727,6 +742,24 @@ mod tests {
             };
             assert_eq!(reconcile(objects, now), expected, "{case}");
         }
+    }
+
+    #[test]
+    fn a_lease_longer_than_the_grace_period_keeps_a_slow_heartbeating_device_alive() {
+        // A device heartbeating every 5 minutes: its Lease lasts 15.
+        let mut long = lease(100);
+        long.spec.lease_duration_seconds = Some(900);
+        let healthy = node(condition_status::TRUE, 10);
+        let objects = vec![Object::Node(healthy.clone()), Object::Lease(long)];
+        assert_eq!(
+            reconcile(objects.clone(), 140),
+            Action::await_change().requeue(secs(860))
+        );
+        let gone = reconcile(objects, 1000);
+        assert!(
+            matches!(&gone.commands[0], Command::UpdateStatus(_)),
+            "{gone:?}"
+        );
     }
 
     #[test]

@@ -52,6 +52,11 @@ pub struct RunArgs {
     /// Seconds between heartbeats (the hub's liveness signal).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub heartbeat_seconds: u64,
+    /// Report disk pressure when less than this percentage of the state
+    /// directory's filesystem is free (kubelet's `nodefs.available`
+    /// eviction threshold; 0: never).
+    #[arg(long, default_value_t = link::device::DISK_PRESSURE_PERCENT, value_parser = clap::value_parser!(u64).range(0..=99))]
+    pub disk_pressure_percent: u64,
     /// MQTT keepalive in seconds (the heartbeat is the liveness signal; this
     /// only lets the broker drop a dead connection).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(5..=65_535))]
@@ -217,6 +222,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                     .unwrap_or_default(),
                 labels: args.node_labels.iter().cloned().collect(),
                 max_pods: args.max_pods,
+                // At most a day, by the flag's range.
+                heartbeat_seconds: u32::try_from(args.heartbeat_seconds).unwrap_or(u32::MAX),
+                disk_pressure_percent: args.disk_pressure_percent,
             },
         };
         let listed = Arc::clone(&services);

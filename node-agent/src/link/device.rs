@@ -11,9 +11,10 @@ use flotilla_shared::wire::{
     AddressKind, Heartbeat, ImageInfo, NodeAddress, NodeRegistration, NodeResources,
 };
 
-/// Kubelet's eviction thresholds, used for the pressure flags.
+/// Kubelet's eviction thresholds, used for the pressure flags (the disk's
+/// is configurable, as kubelet's `--eviction-hard nodefs.available`).
 const MEMORY_PRESSURE_KIB: u64 = 100 * 1024;
-const DISK_PRESSURE_PERCENT: u64 = 10;
+pub const DISK_PRESSURE_PERCENT: u64 = 10;
 const PID_PRESSURE_PERCENT: u64 = 90;
 
 /// What the registration says that is not read from the device.
@@ -24,6 +25,9 @@ pub struct Identity {
     pub container_runtime: String,
     pub labels: BTreeMap<String, String>,
     pub max_pods: u32,
+    pub heartbeat_seconds: u32,
+    /// Disk pressure below this percentage of the state filesystem free.
+    pub disk_pressure_percent: u64,
 }
 
 /// The registration for a connection named `session`. `hub` is the
@@ -73,12 +77,13 @@ pub fn registration(
         images,
         addresses,
         session,
+        heartbeat_seconds: identity.heartbeat_seconds,
     }
 }
 
 /// The heartbeat numbered `seq`.
 pub fn heartbeat(
-    node: &str,
+    identity: &Identity,
     seq: u64,
     applied_revision: Option<u64>,
     pods_running: u32,
@@ -93,7 +98,7 @@ pub fn heartbeat(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     Heartbeat {
-        node: node.to_owned(),
+        node: identity.node.clone(),
         seq,
         applied_revision,
         uptime_seconds: load.map_or(0, |l| l.uptime_seconds),
@@ -105,7 +110,8 @@ pub fn heartbeat(
         memory_pressure: meminfo.contains_key("MemAvailable")
             && available_kib < MEMORY_PRESSURE_KIB,
         disk_pressure: disk.is_some_and(|d| {
-            d.total_bytes > 0 && d.available_bytes * 100 < d.total_bytes * DISK_PRESSURE_PERCENT
+            d.total_bytes > 0
+                && d.available_bytes * 100 < d.total_bytes * identity.disk_pressure_percent
         }),
         pid_pressure: pid_max > 0 && threads * 100 > pid_max * PID_PRESSURE_PERCENT,
     }
@@ -207,6 +213,8 @@ mod tests {
             container_runtime: "runc 1.1.5".into(),
             labels: BTreeMap::from([("model".into(), "test".into())]),
             max_pods: 110,
+            heartbeat_seconds: 300,
+            disk_pressure_percent: DISK_PRESSURE_PERCENT,
         };
         let hub: SocketAddr = "127.0.0.1:8883".parse().unwrap();
         let r = registration(&identity, dir.path(), Vec::new(), Some(hub), 17);
@@ -222,13 +230,11 @@ mod tests {
             kind: AddressKind::InternalIp,
             address: "127.0.0.1".into()
         }));
-        let h = heartbeat(
-            "pi-greenhouse-nw-017",
-            8_640,
-            Some(1_234_567),
-            2,
-            dir.path(),
-        );
+        let identity = Identity {
+            node: "pi-greenhouse-nw-017".into(),
+            ..identity
+        };
+        let h = heartbeat(&identity, 8_640, Some(1_234_567), 2, dir.path());
         assert_eq!(
             (h.seq, h.applied_revision, h.pods_running),
             (8_640, Some(1_234_567), 2)

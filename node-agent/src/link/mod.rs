@@ -472,7 +472,7 @@ fn heartbeat_now(config: &LinkConfig, agent: &AgentSide, outbox: &Outbox, seq: u
         .filter(|s| s.phase == wire::PodPhase::Running)
         .count() as u32;
     device::heartbeat(
-        &config.node,
+        &config.identity,
         seq,
         *agent.stored.borrow(),
         running,

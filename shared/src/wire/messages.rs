@@ -205,6 +205,9 @@ pub struct NodeRegistration {
     /// will of an older connection, which the broker may publish after the
     /// device reconnected elsewhere, carries an older one and is ignored.
     pub session: u64,
+    /// How often the device heartbeats: the hub judges it gone after a few
+    /// missed ones (its Lease lasts that long), not after Kubernetes' 40 s.
+    pub heartbeat_seconds: u32,
 }
 
 /// A device went away without saying goodbye (its MQTT last will).

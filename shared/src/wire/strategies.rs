@@ -480,7 +480,7 @@ fn node_registration() -> impl Strategy<Value = NodeRegistration> {
         labels(),
         vec(image, 0..3),
         vec(address, 0..3),
-        any::<u64>(),
+        (any::<u64>(), any::<u32>()),
     )
         .prop_map(
             |(
@@ -491,7 +491,7 @@ fn node_registration() -> impl Strategy<Value = NodeRegistration> {
                 labels,
                 images,
                 addresses,
-                session,
+                (session, heartbeat_seconds),
             )| NodeRegistration {
                 node,
                 architecture,
@@ -507,6 +507,7 @@ fn node_registration() -> impl Strategy<Value = NodeRegistration> {
                 images,
                 addresses,
                 session,
+                heartbeat_seconds,
             },
         )
 }
