@@ -35,7 +35,7 @@ enum Command {
     },
     /// Start (or resume) a hub replica. With no --join, a new data directory
     /// becomes a one-replica cluster.
-    Server(Server),
+    Server(Box<Server>),
     /// Operate a running cluster: status, remove a replica, back up.
     #[command(subcommand)]
     Cluster(Cluster),
@@ -101,6 +101,61 @@ struct Server {
     /// pods naming another scheduler are left to it.
     #[arg(long, default_value = flotilla_hub::scheduler::DEFAULT_SCHEDULER_NAME)]
     scheduler_name: String,
+    #[command(flatten)]
+    mqtt: Mqtt,
+}
+
+/// The device link through an external MQTT broker (Mosquitto, EMQX).
+#[derive(Debug, Args)]
+struct Mqtt {
+    /// The broker devices connect to (`host:port`, TLS); the Raft leader's
+    /// gateway connects to it as a client.
+    #[arg(long, requires_all = ["mqtt_ca", "mqtt_cert", "mqtt_key"])]
+    mqtt_broker: Option<String>,
+    /// The CA (PEM) the broker's certificate is checked against.
+    #[arg(long)]
+    mqtt_ca: Option<PathBuf>,
+    /// The hub's client certificate (PEM) for the broker; its name is the
+    /// user the broker's ACL gives every device topic to.
+    #[arg(long)]
+    mqtt_cert: Option<PathBuf>,
+    /// The key (PEM) of --mqtt-cert.
+    #[arg(long)]
+    mqtt_key: Option<PathBuf>,
+    /// Renew a device's Lease at most this often, in seconds (its
+    /// heartbeats between renewals stay in memory).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lease_renewal_seconds: u64,
+}
+
+impl Mqtt {
+    fn gateway(&self) -> anyhow::Result<Option<flotilla_hub::gateway::link::GatewayConfig>> {
+        use flotilla_hub::pki::{Certificate, PrivateKey, client_config};
+        let (Some(broker), Some(ca), Some(cert), Some(key)) = (
+            &self.mqtt_broker,
+            &self.mqtt_ca,
+            &self.mqtt_cert,
+            &self.mqtt_key,
+        ) else {
+            return Ok(None);
+        };
+        let (host, port) = broker
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+            .filter(|(h, p)| !h.is_empty() && *p != 0)
+            .with_context(|| format!("--mqtt-broker {broker:?}: expected host:port"))?;
+        let ca = Certificate::load(ca).context("--mqtt-ca")?;
+        let cert = Certificate::load(cert).context("--mqtt-cert")?;
+        let key = PrivateKey::load(key).context("--mqtt-key")?;
+        let tls = client_config(&ca, Some((std::slice::from_ref(&cert), &key)))
+            .context("the hub's TLS client configuration for the broker")?;
+        Ok(Some(flotilla_hub::gateway::link::GatewayConfig {
+            host: host.to_owned(),
+            port,
+            tls: std::sync::Arc::new(tls),
+            lease_renewal: Duration::from_secs(self.lease_renewal_seconds),
+        }))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -161,7 +216,7 @@ fn main() -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match command {
             Command::Check { .. } => unreachable!("handled above"),
-            Command::Server(args) => run_server(args).await,
+            Command::Server(args) => run_server(*args).await,
             Command::Cluster(cluster) => run_cluster(cluster).await,
             Command::Restore {
                 from,
@@ -200,6 +255,7 @@ async fn run_server(args: Server) -> anyhow::Result<ExitCode> {
         snapshot_after_entries: args.snapshot_after_entries,
         ..Options::default()
     };
+    let gateway = args.mqtt.gateway()?;
     let server_args = ServerArgs {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -219,6 +275,7 @@ async fn run_server(args: Server) -> anyhow::Result<ExitCode> {
             scheduler_name: args.scheduler_name,
             ..flotilla_hub::scheduler::Config::default()
         },
+        gateway,
     };
     server::run(server_args, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

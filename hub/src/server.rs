@@ -50,6 +50,8 @@ pub struct ServerArgs {
     pub api: ApiConfig,
     /// The scheduler's settings (its name among them).
     pub scheduler: crate::scheduler::Config,
+    /// The device link through an external broker, if configured.
+    pub gateway: Option<crate::gateway::link::GatewayConfig>,
 }
 
 /// The Kubernetes API's port when none is given.
@@ -157,6 +159,17 @@ pub async fn run(
             let _ = controllers_stopped.await;
         },
     ));
+    let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
+    let gateway = args.gateway.clone().map(|config| {
+        tokio::spawn(crate::gateway::link::run(
+            node.clone(),
+            api_state.storage.clone(),
+            config,
+            async {
+                let _ = gateway_stopped.await;
+            },
+        ))
+    });
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_server = tokio::spawn(api::server::serve(
         api_listener,
@@ -207,7 +220,11 @@ pub async fn run(
     let _ = stop.send(());
     let _ = stop_api.send(());
     let _ = stop_controllers.send(());
+    let _ = stop_gateway.send(());
     let _ = controllers.await;
+    if let Some(gateway) = gateway {
+        let _ = gateway.await;
+    }
     let _ = server.await;
     let _ = api_server.await;
     node.shutdown().await;

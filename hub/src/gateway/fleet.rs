@@ -27,6 +27,8 @@ pub struct Fleet {
     /// Bound pods only.
     pods: BTreeMap<Key, Pod>,
     by_node: BTreeMap<String, BTreeSet<Key>>,
+    /// Pod uid → key, for the statuses devices report by uid.
+    uids: BTreeMap<String, Key>,
     objects: Objects,
     /// (namespace, ConfigMap name) → the pods that use it.
     config_map_users: BTreeMap<Key, BTreeSet<Key>>,
@@ -59,7 +61,18 @@ pub struct Update {
     /// state did not change and only `unresolved` is news.
     pub state: Option<DesiredState>,
     /// Pods that could not be resolved, with why (for their status).
-    pub unresolved: Vec<(Key, Unresolved)>,
+    pub unresolved: Vec<Unresolvable>,
+}
+
+/// A pod bound to a node that its desired state cannot carry as it is now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unresolvable {
+    pub pod: Key,
+    pub uid: String,
+    pub why: Unresolved,
+    /// It stays in the published state in its last form (it runs on): its
+    /// status stands, only an Event says why it is not updated.
+    pub kept: bool,
 }
 
 impl Fleet {
@@ -98,6 +111,7 @@ impl Fleet {
     fn pod_changed(&mut self, pod: &Pod, deleted: bool) {
         let key = key_of(&pod.metadata.namespace, &pod.metadata.name);
         if let Some(old) = self.pods.remove(&key) {
+            self.uids.remove(&old.metadata.uid);
             self.unindex(&key, &old);
         }
         if deleted || pod.spec.node_name.is_empty() {
@@ -122,6 +136,7 @@ impl Fleet {
             .or_default()
             .insert(key.clone());
         self.dirty.insert(pod.spec.node_name.clone());
+        self.uids.insert(pod.metadata.uid.clone(), key.clone());
         self.pods.insert(key, pod.clone());
     }
 
@@ -185,9 +200,14 @@ impl Fleet {
                 .filter_map(|key| self.pods.get(key));
             let previous = self.published.get(&name);
             let (state, unresolved) = desired::state(node, revision, pods, &self.objects, previous);
-            let unresolved: Vec<(Key, Unresolved)> = unresolved
+            let unresolved: Vec<Unresolvable> = unresolved
                 .into_iter()
-                .map(|(pod, why)| (key_of(&pod.metadata.namespace, &pod.metadata.name), why))
+                .map(|(pod, why)| Unresolvable {
+                    pod: key_of(&pod.metadata.namespace, &pod.metadata.name),
+                    uid: pod.metadata.uid.clone(),
+                    kept: state.pods.iter().any(|p| p.uid == pod.metadata.uid),
+                    why,
+                })
                 .collect();
             let same =
                 previous.is_some_and(|p| p.pods == state.pods && p.services == state.services);
@@ -207,6 +227,28 @@ impl Fleet {
         if self.nodes.contains_key(&state.node) {
             self.published.insert(state.node.clone(), state);
         }
+    }
+
+    /// The bound pod with this uid.
+    pub fn pod_by_uid(&self, uid: &str) -> Option<&Pod> {
+        self.uids.get(uid).and_then(|key| self.pods.get(key))
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    /// Every state published, to publish again to a broker that may have
+    /// lost them (a restart without persistence).
+    pub fn all_published(&self) -> impl Iterator<Item = &DesiredState> {
+        self.published.values()
+    }
+
+    /// Takes over what `other` published (after reloading the store).
+    pub fn inherit_published(&mut self, other: Fleet) {
+        self.published = other.published;
+        self.published
+            .retain(|node, _| self.nodes.contains_key(node));
     }
 
     /// A state could not be published: try again at the next update.
@@ -343,16 +385,16 @@ mod tests {
         // p1 keeps running with what it had and p2 cannot start: the
         // published state stands, only the reasons are news.
         assert!(updates[0].state.is_none());
-        let why: Vec<(&str, &str)> = updates[0]
+        let why: Vec<(&str, &str, bool)> = updates[0]
             .unresolved
             .iter()
-            .map(|(k, u)| (k.1.as_str(), u.message.as_str()))
+            .map(|u| (u.pod.1.as_str(), u.why.message.as_str(), u.kept))
             .collect();
         assert_eq!(
             why,
             [
-                ("p1", "configmap \"a\" not found"),
-                ("p2", "configmap \"missing\" not found")
+                ("p1", "configmap \"a\" not found", true),
+                ("p2", "configmap \"missing\" not found", false)
             ]
         );
     }

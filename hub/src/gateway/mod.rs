@@ -7,11 +7,15 @@
 //! everything resolved, so that an agent never asks the hub anything else.
 //! [`fleet`] knows which devices' states changed, [`status`] turns what
 //! devices report into Node and pod status, and [`liveness`] keeps who is
-//! alive in memory and says when a Lease is due. The transport (publishing
-//! retained, taking statuses and heartbeats in) builds on these.
+//! alive in memory and says when a Lease is due. [`link`] is the
+//! transport: a client of the broker devices connect to, on the Raft
+//! leader, publishing desired states retained and handing what devices
+//! report to [`ingest`], which writes it into the store.
 
 pub mod desired;
 mod expand;
 pub mod fleet;
+mod ingest;
+pub mod link;
 pub mod liveness;
 pub mod status;

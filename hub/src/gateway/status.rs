@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flotilla_shared::model::{
     self, ContainerImage, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    HostIp, Node, NodeCondition, PodCondition, PodIp, condition_status, pod_condition, pod_phase,
+    HostIp, Lease, Node, NodeCondition, PodCondition, PodIp, condition_status, pod_condition,
+    pod_phase,
 };
 use flotilla_shared::quantity::Quantity;
 use flotilla_shared::wire::{
@@ -20,6 +21,7 @@ use flotilla_shared::wire::{
     Terminated,
 };
 
+use super::desired::Unresolved;
 use crate::api::time::format_time;
 
 /// Labels every Node carries, from its registration.
@@ -364,6 +366,114 @@ fn terminated(t: &Terminated, container_id: &str) -> model::ContainerState {
     }
 }
 
+/// The status of a pod its device cannot be given (a ConfigMap or Secret it
+/// needs is missing), as kubelet shows it: Pending, and every container
+/// waiting, with `CreateContainerConfigError` and its message, or
+/// `ContainerCreating` while a volume cannot be mounted (the reason is in
+/// the pod's `FailedMount` Event then). What ran before (restart counts,
+/// last states) is kept.
+pub fn unresolved_status(pod: &model::Pod, why: &Unresolved, now: SystemTime) -> model::PodStatus {
+    let mut status = pod.status.clone();
+    status.phase = pod_phase::PENDING.into();
+    let waiting = if why.reason == super::desired::FAILED_MOUNT {
+        ContainerStateWaiting {
+            reason: "ContainerCreating".into(),
+            message: String::new(),
+        }
+    } else {
+        ContainerStateWaiting {
+            reason: why.reason.into(),
+            message: why.message.clone(),
+        }
+    };
+    let statuses = |containers: &[model::Container], before: &[model::ContainerStatus]| {
+        containers
+            .iter()
+            .map(|c| {
+                let mut status = before
+                    .iter()
+                    .find(|s| s.name == c.name)
+                    .cloned()
+                    .unwrap_or_else(|| model::ContainerStatus {
+                        name: c.name.clone(),
+                        ..model::ContainerStatus::default()
+                    });
+                status.state = model::ContainerState {
+                    waiting: Some(waiting.clone()),
+                    ..model::ContainerState::default()
+                };
+                status.image = c.image.clone();
+                status.ready = false;
+                status.started = Some(false);
+                status
+            })
+            .collect::<Vec<_>>()
+    };
+    status.init_container_statuses = statuses(
+        &pod.spec.init_containers,
+        &pod.status.init_container_statuses,
+    );
+    status.container_statuses = statuses(&pod.spec.containers, &pod.status.container_statuses);
+    for type_ in [pod_condition::CONTAINERS_READY, pod_condition::READY] {
+        set_pod_condition(
+            &mut status.conditions,
+            type_,
+            condition_status::FALSE,
+            "ContainersNotReady",
+            now,
+        );
+    }
+    status
+}
+
+/// Whether a pod the device reports on has nothing running any more: a pod
+/// being deleted can then go (kubelet's status manager deletes it with a
+/// grace period of 0 once its containers stopped).
+pub fn stopped(update: &PodStatusUpdate) -> bool {
+    matches!(update.phase, PodPhase::Succeeded | PodPhase::Failed)
+        || update
+            .init_containers
+            .iter()
+            .chain(&update.containers)
+            .all(|c| !matches!(c.state, ContainerState::Running { .. }))
+}
+
+/// The node's Lease renewed `now` (created when `existing` is `None`),
+/// lasting three heartbeats and ten seconds more: the node lifecycle
+/// controller gives a device that long before it marks it unknown.
+pub fn lease(
+    existing: Option<&Lease>,
+    node: &str,
+    heartbeat_seconds: u32,
+    now: SystemTime,
+) -> Lease {
+    let mut lease = existing.cloned().unwrap_or_else(|| Lease {
+        metadata: model::ObjectMeta {
+            name: node.to_owned(),
+            namespace: crate::controllers::nodelifecycle::NODE_LEASE_NAMESPACE.to_owned(),
+            ..model::ObjectMeta::default()
+        },
+        ..Lease::default()
+    });
+    let duration = heartbeat_seconds.saturating_mul(3).saturating_add(10);
+    lease.spec.holder_identity = Some(node.to_owned());
+    lease.spec.lease_duration_seconds = Some(i32::try_from(duration).unwrap_or(i32::MAX));
+    lease.spec.renew_time = Some(crate::api::time::format_micro_time(now));
+    lease
+}
+
+/// The Node after its device's last will: every reported condition
+/// `Unknown` at once (not a grace period later), or `None` when they are.
+pub fn node_offline(node: &Node, now: SystemTime) -> Option<Node> {
+    let mut offline = crate::controllers::nodelifecycle::mark_unknown(node, now)?;
+    for c in &mut offline.status.conditions {
+        if c.status == condition_status::UNKNOWN && c.reason == "NodeStatusUnknown" {
+            c.message = "The device's link to the hub ended (its MQTT last will).".into();
+        }
+    }
+    Some(offline)
+}
+
 /// The hostIPs a registration gives pods on that node.
 pub fn host_ips(node: &Node) -> Vec<HostIp> {
     node.status
@@ -421,6 +531,7 @@ mod tests {
                 address: "10.0.0.7".into(),
             }],
             session: 1,
+            heartbeat_seconds: 300,
         }
     }
 
@@ -596,5 +707,82 @@ mod tests {
                 ip: "10.0.0.7".into()
             }]
         );
+    }
+
+    #[test]
+    fn an_unresolvable_pod_waits_as_kubelet_shows_it() {
+        let mut pod: model::Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"nodeName": "gw-1",
+                     "containers": [{"name": "app", "image": "registry.local/app:1"}]},
+            "status": {"phase": "Pending",
+                       "conditions": [{"type": "PodScheduled", "status": "True"}]},
+        }))
+        .unwrap();
+        let config = Unresolved {
+            reason: super::super::desired::CREATE_CONTAINER_CONFIG_ERROR,
+            message: "configmap \"absent\" not found".into(),
+        };
+        let s = unresolved_status(&pod, &config, t(1));
+        assert_eq!(s.phase, "Pending");
+        let waiting = s.container_statuses[0].state.waiting.as_ref().unwrap();
+        assert_eq!(
+            (waiting.reason.as_str(), waiting.message.as_str()),
+            (
+                "CreateContainerConfigError",
+                "configmap \"absent\" not found"
+            )
+        );
+        assert_eq!(s.container_statuses[0].image, "registry.local/app:1");
+        assert_eq!(s.condition("Ready").unwrap().status, "False");
+        // The same again writes nothing new.
+        pod.status = s.clone();
+        assert_eq!(unresolved_status(&pod, &config, t(9)), s);
+        // A volume that cannot be mounted: ContainerCreating (the reason is
+        // in the FailedMount Event).
+        let mount = Unresolved {
+            reason: super::super::desired::FAILED_MOUNT,
+            message: "MountVolume.SetUp failed".into(),
+        };
+        let s = unresolved_status(&pod, &mount, t(2));
+        let waiting = s.container_statuses[0].state.waiting.as_ref().unwrap();
+        assert_eq!(waiting.reason, "ContainerCreating");
+    }
+
+    #[test]
+    fn a_pod_is_stopped_when_nothing_of_it_runs() {
+        let running = status("app", ContainerState::Running { started_at_ms: 1 }, true);
+        let exited = status(
+            "app",
+            ContainerState::Terminated(Terminated::default()),
+            false,
+        );
+        let update = |phase, containers| PodStatusUpdate {
+            phase,
+            containers,
+            ..PodStatusUpdate::default()
+        };
+        assert!(!stopped(&update(PodPhase::Running, vec![running.clone()])));
+        assert!(stopped(&update(PodPhase::Running, vec![exited.clone()])));
+        assert!(stopped(&update(PodPhase::Pending, vec![])));
+        assert!(stopped(&update(PodPhase::Failed, vec![running])));
+    }
+
+    #[test]
+    fn a_lease_lasts_three_heartbeats_and_a_last_will_marks_the_node_unknown() {
+        let created = lease(None, "gw-1", 300, t(0));
+        assert_eq!(created.metadata.namespace, "kube-node-lease");
+        assert_eq!(created.spec.holder_identity.as_deref(), Some("gw-1"));
+        assert_eq!(created.spec.lease_duration_seconds, Some(910));
+        let renewed = lease(Some(&created), "gw-1", 5, t(30));
+        assert_eq!(renewed.spec.lease_duration_seconds, Some(25));
+        assert_ne!(renewed.spec.renew_time, created.spec.renew_time);
+
+        let node = node_from_registration(None, &registration(), t(0));
+        let offline = node_offline(&node, t(10)).unwrap();
+        let ready = offline.status.condition("Ready").unwrap();
+        assert_eq!(ready.status, "Unknown");
+        assert!(ready.message.contains("last will"), "{}", ready.message);
+        assert_eq!(node_offline(&offline, t(20)), None);
     }
 }

@@ -1,0 +1,252 @@
+//! The hub and a device over a real broker: a `flotilla-hub server` whose
+//! gateway is a client of Debian's Mosquitto (TLS, client certificates,
+//! Flotilla's ACL), and a `flotilla-agent run --hub` process connected to
+//! the same broker. Stock kubectl creates pods; the device registers its
+//! Node, runs them through runc and reports them Running at the hub; its
+//! Lease is renewed; a pod whose ConfigMap is missing says so as kubelet
+//! would; a deleted pod is stopped on the device and then gone from the
+//! API; a killed agent's last will marks its Node Unknown.
+
+use std::time::{Duration, Instant};
+
+use flotilla_tests::agent::{AgentProcess, registry_with_busybox};
+use flotilla_tests::hub::{Cluster, ClusterOptions};
+use flotilla_tests::kubectl::Kubectl;
+use flotilla_tests::mqtt::{HUB_USER, Mosquitto, TestPki};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn device_args(broker: &Mosquitto, pki: &TestPki, node: &str) -> Vec<String> {
+    let (cert, key) = pki.issue(node, false).expect("device certificate");
+    vec![
+        "--hub".into(),
+        broker.address(),
+        "--hub-ca".into(),
+        pki.ca().display().to_string(),
+        "--cert".into(),
+        cert.display().to_string(),
+        "--key".into(),
+        key.display().to_string(),
+        "--heartbeat-seconds".into(),
+        "2".into(),
+        "--node-label".into(),
+        "site=lab".into(),
+        // Shared test machines run with little disk free: a disk-pressure
+        // taint would keep pods off the device (that path has unit tests).
+        "--disk-pressure-percent".into(),
+        "0".into(),
+    ]
+}
+
+fn hub_args(broker: &Mosquitto, pki: &TestPki) -> Vec<String> {
+    let (cert, key) = pki.issue(HUB_USER, false).expect("hub certificate");
+    vec![
+        "--mqtt-broker".into(),
+        broker.address(),
+        "--mqtt-ca".into(),
+        pki.ca().display().to_string(),
+        "--mqtt-cert".into(),
+        cert.display().to_string(),
+        "--mqtt-key".into(),
+        key.display().to_string(),
+        "--lease-renewal-seconds".into(),
+        "1".into(),
+    ]
+}
+
+/// Polls `kubectl get ... -o json` until `check` answers `Some`.
+fn eventually<T>(
+    kubectl: &Kubectl,
+    args: &[&str],
+    what: &str,
+    context: &dyn Fn() -> String,
+    check: impl Fn(&Value) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + LONG;
+    let mut args = args.to_vec();
+    args.extend(["-o", "json"]);
+    let mut last = Value::Null;
+    loop {
+        let run = kubectl.run(&args);
+        if run.success
+            && let Ok(value) = serde_json::from_str::<Value>(&run.stdout)
+        {
+            if let Some(found) = check(&value) {
+                return found;
+            }
+            last = value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last seen:\n{last:#}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn pod_manifest(name: &str, image: &str, config_map: Option<&str>) -> String {
+    let env = config_map.map_or(String::new(), |cm| {
+        format!("\n    envFrom:\n    - configMapRef: {{name: {cm}}}")
+    });
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: {image}
+    command: ["sh", "-c", "exec sleep 3600"]{env}
+"#
+    )
+}
+
+#[test]
+fn the_hub_runs_pods_on_a_device_over_mosquitto() {
+    let (registry, image) = registry_with_busybox();
+    let pki = TestPki::new().expect("pki");
+    let broker = Mosquitto::start(&pki).expect("mosquitto");
+    let cluster = Cluster::start(
+        1,
+        ClusterOptions {
+            extra_args: hub_args(&broker, &pki),
+            ..ClusterOptions::default()
+        },
+    );
+    let node = "device-a";
+    let mut agent =
+        AgentProcess::start_linked(&registry.host(), node, device_args(&broker, &pki, node))
+            .expect("agent");
+    let hub_log = cluster.replicas[0].data_dir.with_extension("log");
+    let agent_log = agent.dir.path().join("agent.log");
+    let context = || {
+        format!(
+            "hub log:\n{}\nagent log:\n{}\nbroker log:\n{}",
+            std::fs::read_to_string(&hub_log).unwrap_or_default(),
+            std::fs::read_to_string(&agent_log).unwrap_or_default(),
+            broker.log()
+        )
+    };
+    let kubectl = Kubectl::new(&cluster.replicas[0].kubeconfig());
+
+    // The device registers its Node, Ready, with its labels.
+    let labels = eventually(
+        &kubectl,
+        &["get", "node", node],
+        "the Node",
+        &context,
+        |n| {
+            let ready = n["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            ready.then(|| n["metadata"]["labels"].clone())
+        },
+    );
+    assert_eq!(labels["site"], "lab", "{labels}");
+    assert_eq!(labels["kubernetes.io/hostname"], node);
+    // Its Lease lasts three heartbeats and is renewed.
+    let renewed = |l: &Value| l["spec"]["renewTime"].as_str().map(str::to_owned);
+    let first = eventually(
+        &kubectl,
+        &["get", "lease", "-n", "kube-node-lease", node],
+        "the Lease",
+        &context,
+        renewed,
+    );
+    eventually(
+        &kubectl,
+        &["get", "lease", "-n", "kube-node-lease", node],
+        "a renewal",
+        &context,
+        |l| {
+            assert_eq!(l["spec"]["leaseDurationSeconds"], 16, "{l}");
+            renewed(l).filter(|t| *t != first)
+        },
+    );
+
+    // A pod, applied with kubectl, runs on the device.
+    kubectl.apply(&pod_manifest("hello", &image, None), &[]);
+    let status = eventually(
+        &kubectl,
+        &["get", "pod", "hello"],
+        "hello Running",
+        &context,
+        |p| {
+            let status = &p["status"];
+            (status["phase"] == "Running"
+                && status["containerStatuses"][0]["state"]["running"].is_object()
+                && status["conditions"]
+                    .as_array()?
+                    .iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            .then(|| status.clone())
+        },
+    );
+    assert_eq!(status["containerStatuses"][0]["ready"], true, "{status}");
+    assert!(
+        status["hostIP"].as_str().is_some_and(|ip| !ip.is_empty()),
+        "{status}"
+    );
+    assert_eq!(agent.runtime_containers().len(), 1, "{}", context());
+
+    // A pod whose ConfigMap is missing says why, as kubelet does, and the
+    // device is not asked to run it.
+    kubectl.apply(&pod_manifest("needs-config", &image, Some("absent")), &[]);
+    let waiting = eventually(
+        &kubectl,
+        &["get", "pod", "needs-config"],
+        "CreateContainerConfigError",
+        &context,
+        |p| {
+            let waiting = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+            (waiting["reason"] == "CreateContainerConfigError").then(|| waiting.clone())
+        },
+    );
+    assert_eq!(waiting["message"], "configmap \"absent\" not found");
+    // Once the ConfigMap exists, it runs.
+    kubectl.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: absent}\ndata: {GREETING: hi}\n",
+        &[],
+    );
+    eventually(
+        &kubectl,
+        &["get", "pod", "needs-config"],
+        "needs-config Running",
+        &context,
+        |p| (p["status"]["phase"] == "Running").then_some(()),
+    );
+
+    // Deleting a pod stops it on the device, and then it is gone.
+    kubectl.ok(&["delete", "pod", "hello", "--wait=false"]);
+    eventually(&kubectl, &["get", "pods"], "hello gone", &context, |list| {
+        let names: Vec<&str> = list["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str())
+            .collect();
+        (!names.contains(&"hello")).then_some(())
+    });
+    assert_eq!(agent.runtime_containers().len(), 1, "{}", context());
+
+    // The agent dies without a goodbye: the broker publishes its last will
+    // and the hub marks the Node Unknown at once, long before its Lease runs
+    // out.
+    agent.kill9();
+    eventually(
+        &kubectl,
+        &["get", "node", node],
+        "the Node Unknown",
+        &context,
+        |n| {
+            n["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "Unknown")
+                .then_some(())
+        },
+    );
+}
