@@ -36,6 +36,22 @@ enum Command {
     /// Start (or resume) a hub replica. With no --join, a new data directory
     /// becomes a one-replica cluster.
     Server(Box<Server>),
+    /// Issue a device's certificate from a replica's cluster CA, for a
+    /// device set up by hand (`flotilla-agent run --cert/--key/--hub-ca`):
+    /// writes ca.crt, device.crt and device.key (0600) into --out.
+    DeviceCert {
+        /// A replica's data directory (its pki/ holds the CA key).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The device's node name (a DNS-1123 subdomain).
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=3650))]
+        days: u64,
+    },
     /// Operate a running cluster: status, remove a replica, back up.
     #[command(subcommand)]
     Cluster(Cluster),
@@ -105,9 +121,14 @@ struct Server {
     mqtt: Mqtt,
 }
 
-/// The device link through an external MQTT broker (Mosquitto, EMQX).
+/// The device link: the embedded MQTT endpoint (default), or an external
+/// broker (Mosquitto, EMQX).
 #[derive(Debug, Args)]
 struct Mqtt {
+    /// Where the embedded MQTT endpoint listens for devices (TLS with
+    /// device certificates); default: --listen's IP, port 8883.
+    #[arg(long, conflicts_with = "mqtt_broker")]
+    mqtt_listen: Option<SocketAddr>,
     /// The broker devices connect to (`host:port`, TLS); the Raft leader's
     /// gateway connects to it as a client.
     #[arg(long, requires_all = ["mqtt_ca", "mqtt_cert", "mqtt_key"])]
@@ -129,15 +150,19 @@ struct Mqtt {
 }
 
 impl Mqtt {
-    fn gateway(&self) -> anyhow::Result<Option<flotilla_hub::gateway::link::GatewayConfig>> {
+    fn device_link(&self) -> anyhow::Result<server::DeviceLink> {
         use flotilla_hub::pki::{Certificate, PrivateKey, client_config};
+        let lease_renewal = Duration::from_secs(self.lease_renewal_seconds);
         let (Some(broker), Some(ca), Some(cert), Some(key)) = (
             &self.mqtt_broker,
             &self.mqtt_ca,
             &self.mqtt_cert,
             &self.mqtt_key,
         ) else {
-            return Ok(None);
+            return Ok(server::DeviceLink::Embedded {
+                listen: self.mqtt_listen,
+                lease_renewal,
+            });
         };
         let (host, port) = broker
             .rsplit_once(':')
@@ -149,12 +174,14 @@ impl Mqtt {
         let key = PrivateKey::load(key).context("--mqtt-key")?;
         let tls = client_config(&ca, Some((std::slice::from_ref(&cert), &key)))
             .context("the hub's TLS client configuration for the broker")?;
-        Ok(Some(flotilla_hub::gateway::link::GatewayConfig {
-            host: host.to_owned(),
-            port,
-            tls: std::sync::Arc::new(tls),
-            lease_renewal: Duration::from_secs(self.lease_renewal_seconds),
-        }))
+        Ok(server::DeviceLink::External(
+            flotilla_hub::gateway::link::GatewayConfig {
+                host: host.to_owned(),
+                port,
+                tls: std::sync::Arc::new(tls),
+                lease_renewal,
+            },
+        ))
     }
 }
 
@@ -201,6 +228,15 @@ fn main() -> anyhow::Result<ExitCode> {
     if let Command::Check { files, validate } = command {
         return check_files(&files, validate);
     }
+    if let Command::DeviceCert {
+        data_dir,
+        node,
+        out,
+        days,
+    } = command
+    {
+        return device_cert(&data_dir, &node, &out, days);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -215,7 +251,7 @@ fn main() -> anyhow::Result<ExitCode> {
         .context("start the async runtime")?;
     runtime.block_on(async move {
         match command {
-            Command::Check { .. } => unreachable!("handled above"),
+            Command::Check { .. } | Command::DeviceCert { .. } => unreachable!("handled above"),
             Command::Server(args) => run_server(*args).await,
             Command::Cluster(cluster) => run_cluster(cluster).await,
             Command::Restore {
@@ -255,7 +291,7 @@ async fn run_server(args: Server) -> anyhow::Result<ExitCode> {
         snapshot_after_entries: args.snapshot_after_entries,
         ..Options::default()
     };
-    let gateway = args.mqtt.gateway()?;
+    let device_link = args.mqtt.device_link()?;
     let server_args = ServerArgs {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -275,9 +311,35 @@ async fn run_server(args: Server) -> anyhow::Result<ExitCode> {
             scheduler_name: args.scheduler_name,
             ..flotilla_hub::scheduler::Config::default()
         },
-        gateway,
+        device_link,
     };
     server::run(server_args, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn device_cert(
+    data_dir: &std::path::Path,
+    node: &str,
+    out: &std::path::Path,
+    days: u64,
+) -> anyhow::Result<ExitCode> {
+    use flotilla_hub::pki::{CertRequest, ClusterCa};
+    flotilla_shared::wire::topics::validate_node_name(node)
+        .with_context(|| format!("--node {node:?}"))?;
+    let ca = ClusterCa::load(&server::pki_dir(data_dir))
+        .with_context(|| format!("load the cluster CA of {}", data_dir.display()))?;
+    let issued = ca
+        .issue(&CertRequest::device(
+            node,
+            Duration::from_secs(days * 24 * 3600),
+        ))
+        .context("issue the device certificate")?;
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    ca.certificate()
+        .save(&out.join("ca.crt"))
+        .and_then(|()| issued.save(out, "device"))
+        .with_context(|| format!("write into {}", out.display()))?;
+    eprintln!("issued {node}'s certificate into {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -50,9 +50,24 @@ pub struct ServerArgs {
     pub api: ApiConfig,
     /// The scheduler's settings (its name among them).
     pub scheduler: crate::scheduler::Config,
-    /// The device link through an external broker, if configured.
-    pub gateway: Option<crate::gateway::link::GatewayConfig>,
+    pub device_link: DeviceLink,
 }
+
+/// How devices reach the hub.
+#[derive(Debug, Clone)]
+pub enum DeviceLink {
+    /// This replica's embedded MQTT endpoint (default: `listen`'s IP, port
+    /// [`DEFAULT_MQTT_PORT`]).
+    Embedded {
+        listen: Option<SocketAddr>,
+        lease_renewal: Duration,
+    },
+    /// An external broker, which the leader's gateway is a client of.
+    External(crate::gateway::link::GatewayConfig),
+}
+
+/// The embedded MQTT endpoint's port when none is given (MQTT over TLS).
+pub const DEFAULT_MQTT_PORT: u16 = 8883;
 
 /// The Kubernetes API's port when none is given.
 pub const DEFAULT_API_PORT: u16 = 6443;
@@ -74,7 +89,8 @@ pub fn pki_dir(data_dir: &Path) -> PathBuf {
 
 /// Runs the replica until `shutdown` completes. Prints one JSON line on
 /// standard output when the replica is a member and serving:
-/// `{"ready":true,"id":…,"addr":"…"}`.
+/// `{"ready":true,"id":…,"addr":"…","api":"…","mqtt":"…"}` (`mqtt`: the
+/// embedded endpoint's address, when there is one).
 pub async fn run(
     args: ServerArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -160,16 +176,45 @@ pub async fn run(
         },
     ));
     let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
-    let gateway = args.gateway.clone().map(|config| {
-        tokio::spawn(crate::gateway::link::run(
-            node.clone(),
-            api_state.storage.clone(),
-            config,
-            async {
-                let _ = gateway_stopped.await;
-            },
-        ))
-    });
+    let (gateway, mqtt) = match args.device_link.clone() {
+        DeviceLink::External(config) => {
+            let gateway = tokio::spawn(crate::gateway::link::run_external(
+                node.clone(),
+                api_state.storage.clone(),
+                config,
+                async {
+                    let _ = gateway_stopped.await;
+                },
+            ));
+            (gateway, None)
+        }
+        DeviceLink::Embedded {
+            listen,
+            lease_renewal,
+        } => {
+            let listen =
+                listen.unwrap_or_else(|| SocketAddr::new(args.listen.ip(), DEFAULT_MQTT_PORT));
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listen for devices (MQTT) on {listen}"))?;
+            let listen = listener.local_addr()?;
+            let acceptor =
+                TlsAcceptor::from(Arc::new(tls.server_config(pki::ClientAuth::Required)?));
+            let (events, from_devices) = tokio::sync::mpsc::unbounded_channel();
+            let storage = api_state.storage.clone();
+            let gateway = tokio::spawn(async move {
+                let endpoint = crate::gateway::endpoint::serve(listener, acceptor, events);
+                let gateway =
+                    crate::gateway::link::run_embedded(storage, from_devices, lease_renewal);
+                tokio::select! {
+                    () = endpoint => {}
+                    () = gateway => {}
+                    _ = gateway_stopped => {}
+                }
+            });
+            (gateway, Some(listen))
+        }
+    };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_server = tokio::spawn(api::server::serve(
         api_listener,
@@ -214,7 +259,8 @@ pub async fn run(
         api::kubeconfig::admin_kubeconfig(&tls, &api_url).as_bytes(),
     )
     .context("write the admin kubeconfig")?;
-    announce_ready(id, &advertise, &api_url)?;
+    let mqtt = mqtt.map(|a| join_host_port(advertised_host, a.port()));
+    announce_ready(id, &advertise, &api_url, mqtt.as_deref())?;
     shutdown.await;
     info!("shutting down");
     let _ = stop.send(());
@@ -222,9 +268,7 @@ pub async fn run(
     let _ = stop_controllers.send(());
     let _ = stop_gateway.send(());
     let _ = controllers.await;
-    if let Some(gateway) = gateway {
-        let _ = gateway.await;
-    }
+    let _ = gateway.await;
     let _ = server.await;
     let _ = api_server.await;
     node.shutdown().await;
@@ -258,8 +302,9 @@ fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
-fn announce_ready(id: NodeId, addr: &str, api: &str) -> anyhow::Result<()> {
-    let line = format!("{{\"ready\":true,\"id\":{id},\"addr\":{addr:?},\"api\":{api:?}}}\n");
+fn announce_ready(id: NodeId, addr: &str, api: &str, mqtt: Option<&str>) -> anyhow::Result<()> {
+    let mqtt = mqtt.map_or(String::new(), |m| format!(",\"mqtt\":{m:?}"));
+    let line = format!("{{\"ready\":true,\"id\":{id},\"addr\":{addr:?},\"api\":{api:?}{mqtt}}}\n");
     let mut out = std::io::stdout().lock();
     out.write_all(line.as_bytes())?;
     out.flush()?;

@@ -69,6 +69,9 @@ pub struct Replica {
     pub addr: String,
     /// `ip:port` of its Kubernetes API (HTTPS).
     pub api: String,
+    /// `ip:port` of its embedded MQTT endpoint (unused with an external
+    /// broker).
+    pub mqtt: String,
     pub ip: Ipv4Addr,
     pub data_dir: PathBuf,
     /// Its Raft id, known once it has been ready.
@@ -82,6 +85,7 @@ impl Replica {
         Replica {
             addr: format!("{ip}:{}", free_port(ip)),
             api: format!("{ip}:{}", free_port(ip)),
+            mqtt: format!("{ip}:{}", free_port(ip)),
             ip,
             data_dir,
             id: None,
@@ -171,6 +175,9 @@ impl Cluster {
             .arg("--api-listen")
             .arg(&replica.api)
             .args(&self.options.extra_args);
+        if !self.options.extra_args.iter().any(|a| a == "--mqtt-broker") {
+            command.arg("--mqtt-listen").arg(&replica.mqtt);
+        }
         if i > 0 {
             command
                 .arg("--join")

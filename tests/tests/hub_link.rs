@@ -1,7 +1,7 @@
-//! The hub and a device over a real broker: a `flotilla-hub server` whose
-//! gateway is a client of Debian's Mosquitto (TLS, client certificates,
-//! Flotilla's ACL), and a `flotilla-agent run --hub` process connected to
-//! the same broker. Stock kubectl creates pods; the device registers its
+//! The hub and a device over each kind of broker: a `flotilla-hub server`
+//! whose gateway is a client of Debian's Mosquitto (TLS, client
+//! certificates, Flotilla's ACL), or that serves devices on its embedded
+//! endpoint, and a `flotilla-agent run --hub` process connected to it. Stock kubectl creates pods; the device registers its
 //! Node, runs them through runc and reports them Running at the hub; its
 //! Lease is renewed; a pod whose ConfigMap is missing says so as kubelet
 //! would; a deleted pod is stopped on the device and then gone from the
@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use flotilla_hub::pki::{CertRequest, ClusterCa};
 use flotilla_tests::agent::{AgentProcess, registry_with_busybox};
 use flotilla_tests::hub::{Cluster, ClusterOptions};
 use flotilla_tests::kubectl::Kubectl;
@@ -19,7 +20,7 @@ const LONG: Duration = Duration::from_secs(90);
 
 fn device_args(broker: &Mosquitto, pki: &TestPki, node: &str) -> Vec<String> {
     let (cert, key) = pki.issue(node, false).expect("device certificate");
-    vec![
+    let mut args: Vec<String> = vec![
         "--hub".into(),
         broker.address(),
         "--hub-ca".into(),
@@ -28,6 +29,13 @@ fn device_args(broker: &Mosquitto, pki: &TestPki, node: &str) -> Vec<String> {
         cert.display().to_string(),
         "--key".into(),
         key.display().to_string(),
+    ];
+    args.extend(common_device_args());
+    args
+}
+
+fn common_device_args() -> Vec<String> {
+    vec![
         "--heartbeat-seconds".into(),
         "2".into(),
         "--node-label".into(),
@@ -73,6 +81,10 @@ fn eventually<T>(
             && let Ok(value) = serde_json::from_str::<Value>(&run.stdout)
         {
             if let Some(found) = check(&value) {
+                eprintln!(
+                    "{what}: after {:?}",
+                    LONG.saturating_sub(deadline - Instant::now())
+                );
                 return found;
             }
             last = value;
@@ -131,37 +143,87 @@ fn the_hub_runs_pods_on_a_device_over_mosquitto() {
         )
     };
     let kubectl = Kubectl::new(&cluster.replicas[0].kubeconfig());
+    scenario(&kubectl, &mut agent, node, &image, &context);
+}
 
-    // The device registers its Node, Ready, with its labels.
-    let labels = eventually(
-        &kubectl,
-        &["get", "node", node],
-        "the Node",
-        &context,
-        |n| {
-            let ready = n["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            ready.then(|| n["metadata"]["labels"].clone())
+#[test]
+fn the_hub_runs_pods_on_a_device_over_its_embedded_endpoint() {
+    let (registry, image) = registry_with_busybox();
+    let cluster = Cluster::start(
+        1,
+        ClusterOptions {
+            extra_args: vec!["--lease-renewal-seconds".into(), "1".into()],
+            ..ClusterOptions::default()
         },
     );
+    let node = "device-b";
+    let certs = tempfile::tempdir().expect("temp dir");
+    let ca = ClusterCa::load(&cluster.pki_dir()).expect("the cluster CA");
+    ca.issue(&CertRequest::device(node, Duration::from_secs(3600)))
+        .expect("device certificate")
+        .save(certs.path(), node)
+        .expect("save");
+    ca.certificate()
+        .save(&certs.path().join("ca.crt"))
+        .expect("save");
+    let path = |name: &str| certs.path().join(name).display().to_string();
+    let mut args = vec![
+        "--hub".into(),
+        cluster.replicas[0].mqtt.clone(),
+        "--hub-ca".into(),
+        path("ca.crt"),
+        "--cert".into(),
+        path(&format!("{node}.crt")),
+        "--key".into(),
+        path(&format!("{node}.key")),
+    ];
+    args.extend(common_device_args());
+    let mut agent = AgentProcess::start_linked(&registry.host(), node, args).expect("agent");
+    let hub_log = cluster.replicas[0].data_dir.with_extension("log");
+    let agent_log = agent.dir.path().join("agent.log");
+    let context = || {
+        format!(
+            "hub log:\n{}\nagent log:\n{}",
+            std::fs::read_to_string(&hub_log).unwrap_or_default(),
+            std::fs::read_to_string(&agent_log).unwrap_or_default(),
+        )
+    };
+    let kubectl = Kubectl::new(&cluster.replicas[0].kubeconfig());
+    scenario(&kubectl, &mut agent, node, &image, &context);
+}
+
+/// What both brokers must do: register, lease, run, explain, delete, will.
+fn scenario(
+    kubectl: &Kubectl,
+    agent: &mut AgentProcess,
+    node: &str,
+    image: &str,
+    context: &dyn Fn() -> String,
+) {
+    // The device registers its Node, Ready, with its labels.
+    let labels = eventually(kubectl, &["get", "node", node], "the Node", context, |n| {
+        let ready = n["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ready.then(|| n["metadata"]["labels"].clone())
+    });
     assert_eq!(labels["site"], "lab", "{labels}");
     assert_eq!(labels["kubernetes.io/hostname"], node);
     // Its Lease lasts three heartbeats and is renewed.
     let renewed = |l: &Value| l["spec"]["renewTime"].as_str().map(str::to_owned);
     let first = eventually(
-        &kubectl,
+        kubectl,
         &["get", "lease", "-n", "kube-node-lease", node],
         "the Lease",
-        &context,
+        context,
         renewed,
     );
     eventually(
-        &kubectl,
+        kubectl,
         &["get", "lease", "-n", "kube-node-lease", node],
         "a renewal",
-        &context,
+        context,
         |l| {
             assert_eq!(l["spec"]["leaseDurationSeconds"], 16, "{l}");
             renewed(l).filter(|t| *t != first)
@@ -169,12 +231,12 @@ fn the_hub_runs_pods_on_a_device_over_mosquitto() {
     );
 
     // A pod, applied with kubectl, runs on the device.
-    kubectl.apply(&pod_manifest("hello", &image, None), &[]);
+    kubectl.apply(&pod_manifest("hello", image, None), &[]);
     let status = eventually(
-        &kubectl,
+        kubectl,
         &["get", "pod", "hello"],
         "hello Running",
-        &context,
+        context,
         |p| {
             let status = &p["status"];
             (status["phase"] == "Running"
@@ -195,12 +257,12 @@ fn the_hub_runs_pods_on_a_device_over_mosquitto() {
 
     // A pod whose ConfigMap is missing says why, as kubelet does, and the
     // device is not asked to run it.
-    kubectl.apply(&pod_manifest("needs-config", &image, Some("absent")), &[]);
+    kubectl.apply(&pod_manifest("needs-config", image, Some("absent")), &[]);
     let waiting = eventually(
-        &kubectl,
+        kubectl,
         &["get", "pod", "needs-config"],
         "CreateContainerConfigError",
-        &context,
+        context,
         |p| {
             let waiting = &p["status"]["containerStatuses"][0]["state"]["waiting"];
             (waiting["reason"] == "CreateContainerConfigError").then(|| waiting.clone())
@@ -213,16 +275,16 @@ fn the_hub_runs_pods_on_a_device_over_mosquitto() {
         &[],
     );
     eventually(
-        &kubectl,
+        kubectl,
         &["get", "pod", "needs-config"],
         "needs-config Running",
-        &context,
+        context,
         |p| (p["status"]["phase"] == "Running").then_some(()),
     );
 
     // Deleting a pod stops it on the device, and then it is gone.
     kubectl.ok(&["delete", "pod", "hello", "--wait=false"]);
-    eventually(&kubectl, &["get", "pods"], "hello gone", &context, |list| {
+    eventually(kubectl, &["get", "pods"], "hello gone", context, |list| {
         let names: Vec<&str> = list["items"]
             .as_array()?
             .iter()
@@ -237,10 +299,10 @@ fn the_hub_runs_pods_on_a_device_over_mosquitto() {
     // out.
     agent.kill9();
     eventually(
-        &kubectl,
+        kubectl,
         &["get", "node", node],
         "the Node Unknown",
-        &context,
+        context,
         |n| {
             n["status"]["conditions"]
                 .as_array()?

@@ -238,6 +238,11 @@ impl Fleet {
         self.nodes.get(name)
     }
 
+    /// The state last published for `node`.
+    pub fn published_state(&self, node: &str) -> Option<&DesiredState> {
+        self.published.get(node)
+    }
+
     /// Every state published, to publish again to a broker that may have
     /// lost them (a restart without persistence).
     pub fn all_published(&self) -> impl Iterator<Item = &DesiredState> {

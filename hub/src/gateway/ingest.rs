@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use flotilla_shared::model::{KindInfo, Node, Object, Pod};
 use flotilla_shared::wire::{Heartbeat, NodeRegistration, Offline, PodStatusUpdate};
 use rumqttc::{AsyncClient, Publish};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -65,12 +65,38 @@ pub enum Work {
     TooLarge(usize),
 }
 
+/// How to acknowledge a delivery once its work is done.
+#[derive(Debug)]
+pub enum Ack {
+    /// Nothing to acknowledge (QoS 0, a last will, the gateway's own work).
+    None,
+    /// A delivery from an external broker (manual acks).
+    Mqtt(AsyncClient, Publish),
+    /// A publish to the embedded endpoint, which sends the PUBACK.
+    Local(oneshot::Sender<()>),
+}
+
+impl Ack {
+    pub fn fire(self) {
+        match self {
+            Ack::None => {}
+            // A lost ack only means the message comes again.
+            Ack::Mqtt(client, publish) => {
+                let _ = client.try_ack(&publish);
+            }
+            Ack::Local(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
 /// A unit of work and the delivery to acknowledge once it is done.
 #[derive(Debug)]
 pub struct Job {
     node: String,
     work: Work,
-    ack: Option<(AsyncClient, Publish)>,
+    ack: Ack,
 }
 
 /// What the lanes share.
@@ -119,7 +145,7 @@ impl Ingest {
     }
 
     /// Queues `work` about `node` in its lane.
-    pub fn submit(&mut self, node: &str, work: Work, ack: Option<(AsyncClient, Publish)>) {
+    pub fn submit(&mut self, node: &str, work: Work, ack: Ack) {
         while self.tasks.try_join_next().is_some() {}
         let lane = match &work {
             Work::Status { update, .. } => format!("pod/{}", update.pod_uid),
@@ -189,14 +215,16 @@ fn supersedes(later: &Work, earlier: &Work) -> bool {
 }
 
 async fn process(shared: &Shared, batch: Vec<Job>) {
-    for (i, job) in batch.iter().enumerate() {
-        let superseded = batch[i + 1..]
-            .iter()
-            .any(|later| supersedes(&later.work, &job.work));
-        let done = superseded || apply_with_retries(shared, job).await;
-        if done && let Some((client, publish)) = &job.ack {
-            // A lost ack only means the message comes again.
-            let _ = client.try_ack(publish);
+    let superseded: Vec<bool> = (0..batch.len())
+        .map(|i| {
+            batch[i + 1..]
+                .iter()
+                .any(|later| supersedes(&later.work, &batch[i].work))
+        })
+        .collect();
+    for (job, superseded) in batch.into_iter().zip(superseded) {
+        if superseded || apply_with_retries(shared, &job).await {
+            job.ack.fire();
         }
     }
 }

@@ -1,43 +1,53 @@
-//! The hub's end of the device link: a client of the MQTT broker devices
-//! connect to, on the Raft leader.
-//!
-//! One term of leadership runs one [`Gateway`]:
+//! The hub's end of the device link: the [`Gateway`], over either the
+//! embedded endpoint ([`super::endpoint`], the default) or an external
+//! broker ([`super::broker`]).
 //!
 //! - **Desired states out.** The store's Nodes, Pods, ConfigMaps and Secrets
 //!   are loaded at one revision and followed by a watch; [`Fleet`] says
-//!   which devices' states changed, and each is published retained at QoS 1
-//!   on the device's desired topic. Changes are gathered for
-//!   [`FLUSH_DELAY`] first, so a Deployment of fifty pods is one message
-//!   per device, not fifty.
+//!   which devices' states changed, and each is sent at QoS 1 on the
+//!   device's desired topic (retained, with an external broker). Changes are
+//!   gathered for [`FLUSH_DELAY`] first, so a Deployment of fifty pods is
+//!   one message per device, not fifty.
 //! - **Statuses in.** Registrations, pod statuses, heartbeats and last
-//!   wills arrive on the devices' status topics (the broker's ACLs let a
-//!   device publish only on its own; the hub checks again that a message
-//!   names the node of its topic and only the node's own pods). Each is
-//!   written to the store by [`ingest`], in order per node and per pod, and
-//!   acknowledged to the broker only once written: the hub's session is
-//!   persistent, so a status the hub did not write is delivered again.
+//!   wills arrive on the devices' status topics (the ACLs let a device
+//!   publish only on its own; the gateway checks again that a message names
+//!   the node of its topic and only the node's own pods). Each is written to
+//!   the store by [`super::ingest`], in order per node and per pod, and
+//!   acknowledged only once written, so a status the hub did not write is
+//!   sent again.
 //!
-//! Only the leader runs a gateway: every replica would otherwise write the
-//! same statuses, and a lagging one could retain an older desired state
-//! over a newer one. All replicas' gateways share one MQTT client id, so
-//! a new leader's connection takes over the previous leader's session,
-//! statuses queued while no hub was connected included.
+//! Who runs a gateway:
+//!
+//! - **Embedded**: every replica, for the devices connected to its own
+//!   endpoint (devices fail over between replicas). Its reads are its own
+//!   replica's; its writes go through the leader like any API write. A
+//!   device that subscribes gets its latest desired state at once: the
+//!   store is the session, so nothing is lost when a replica restarts.
+//! - **External broker**: the Raft leader only: every replica would
+//!   otherwise write the same statuses, and a lagging one could retain an
+//!   older desired state over a newer one. All replicas share one MQTT
+//!   client id, so a new leader's connection takes over the previous
+//!   leader's persistent session, statuses queued meanwhile included.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use flotilla_shared::model::{KINDS, Object};
 use flotilla_shared::wire::{
     self, Message, topics,
     topics::{Topic, TopicKind},
 };
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, QoS};
+use rumqttc::QoS;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::broker::{Broker, BrokerEvent};
+use super::endpoint::{FromDevice, ToDevice};
 use super::fleet::{Fleet, Update};
-use super::ingest::{Ingest, Work};
+use super::ingest::{Ack, Ingest, Work};
 use crate::api::status::ApiError;
 use crate::api::storage::{Storage, decode};
 use crate::replica::{Consistency, Node};
@@ -45,17 +55,13 @@ use crate::store::{EventType, ListAt, ListRequest, ReadError, WatchRequest};
 
 /// How long changes are gathered before desired states are computed.
 pub const FLUSH_DELAY: Duration = Duration::from_millis(20);
-/// The MQTT client id of the hub (every replica's, by design: see above).
+/// The MQTT client id of the hub with an external broker (every replica's,
+/// by design: see above).
 pub const HUB_CLIENT_ID: &str = "flotilla-hub";
-/// Reconnect delays to the broker.
-const MIN_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// Requests the MQTT client queues before `publish` waits.
-const CLIENT_QUEUE: usize = 1024;
 /// The kinds a desired state is made of.
 const WATCHED: [&str; 4] = ["Node", "Pod", "ConfigMap", "Secret"];
 
-/// Where the broker is and how the hub authenticates to it.
+/// Where the external broker is and how the hub authenticates to it.
 #[derive(Clone)]
 pub struct GatewayConfig {
     pub host: String,
@@ -75,8 +81,9 @@ impl std::fmt::Debug for GatewayConfig {
     }
 }
 
-/// Runs the gateway while this replica leads, until `shutdown`.
-pub async fn run(
+/// Runs the gateway of an external broker while this replica leads, until
+/// `shutdown`.
+pub async fn run_external(
     node: Arc<Node>,
     storage: Storage,
     config: GatewayConfig,
@@ -85,152 +92,183 @@ pub async fn run(
     crate::replica::leading::while_leading(
         node,
         "device gateway",
-        move || Gateway::new(storage.clone(), config.clone()).run(),
+        move || {
+            let lease_renewal = config.lease_renewal;
+            let transport = Transport::External(Broker::new(config.clone()));
+            Gateway::new(storage.clone(), transport, lease_renewal).run()
+        },
         shutdown,
     )
     .await;
 }
 
-/// The connection to the broker, replaced after every failure.
-struct Broker {
-    config: GatewayConfig,
-    client: Option<AsyncClient>,
-    events: mpsc::UnboundedReceiver<Result<Event, ConnectionError>>,
-    poller: Option<tokio::task::JoinHandle<()>>,
-    connected: bool,
-    failures: u32,
-    retry_at: Option<Instant>,
+/// Runs the gateway of this replica's embedded endpoint, which reports on
+/// `events`.
+pub async fn run_embedded(
+    storage: Storage,
+    events: mpsc::UnboundedReceiver<FromDevice>,
+    lease_renewal: Duration,
+) {
+    let transport = Transport::Embedded(Devices {
+        events,
+        connected: HashMap::new(),
+    });
+    Gateway::new(storage, transport, lease_renewal).run().await;
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(poller) = self.poller.take() {
-            poller.abort();
-        }
-    }
+/// The devices connected to this replica's endpoint.
+struct Devices {
+    events: mpsc::UnboundedReceiver<FromDevice>,
+    /// Node → (connection, its outbox).
+    connected: HashMap<String, (u64, mpsc::UnboundedSender<ToDevice>)>,
 }
 
-/// What [`Broker::next`] reports.
-enum BrokerEvent {
+enum Transport {
+    External(Broker),
+    Embedded(Devices),
+}
+
+/// What happened on the transport, for the gateway.
+enum LinkEvent {
+    /// (Re)connected to the external broker.
     Up {
         session_present: bool,
     },
-    Delivery(rumqttc::Publish),
     Down(String),
-    /// Nothing for the gateway (pings, acks).
-    Other,
+    /// A publish from a device, with how to acknowledge it.
+    Delivery {
+        topic: String,
+        payload: Bytes,
+        ack: Ack,
+    },
+    /// A device (embedded) wants its desired state.
+    Subscribed {
+        node: String,
+    },
+    Nothing,
 }
 
-impl Broker {
-    fn new(config: GatewayConfig) -> Self {
-        Broker {
-            config,
-            client: None,
-            events: mpsc::unbounded_channel().1,
-            poller: None,
-            connected: false,
-            failures: 0,
-            retry_at: Some(Instant::now()),
+impl Transport {
+    fn is_up(&self) -> bool {
+        match self {
+            Transport::External(broker) => broker.connected,
+            Transport::Embedded(_) => true,
         }
     }
 
-    fn connect(&mut self) {
-        let mut options = MqttOptions::new(HUB_CLIENT_ID, &self.config.host, self.config.port);
-        options
-            .set_clean_session(false)
-            .set_manual_acks(true)
-            .set_keep_alive(Duration::from_secs(30))
-            .set_max_packet_size(
-                wire::MAX_MESSAGE_BYTES + 4096,
-                wire::MAX_MESSAGE_BYTES + 4096,
-            )
-            .set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(Arc::clone(&self.config.tls)),
-            ));
-        let (client, eventloop) = AsyncClient::new(options, CLIENT_QUEUE);
-        // Unbounded: the event loop must never wait for the gateway, which
-        // may itself be waiting for the event loop to take a publish.
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let Some(old) = self.poller.replace(tokio::spawn(poll(eventloop, tx))) {
-            old.abort();
+    /// Whether this gateway speaks for `node` (writes what the hub has to
+    /// say about its pods): all of them with an external broker, those
+    /// connected here when embedded.
+    fn serves(&self, node: &str) -> bool {
+        match self {
+            Transport::External(_) => true,
+            Transport::Embedded(devices) => devices.connected.contains_key(node),
         }
-        self.client = Some(client);
-        self.events = rx;
-        self.retry_at = None;
     }
 
-    fn failed(&mut self, error: &str) {
-        if let Some(poller) = self.poller.take() {
-            poller.abort();
+    async fn next(&mut self) -> LinkEvent {
+        match self {
+            Transport::External(broker) => match broker.next().await {
+                BrokerEvent::Up { session_present } => LinkEvent::Up { session_present },
+                BrokerEvent::Down(error) => LinkEvent::Down(error),
+                BrokerEvent::Delivery(publish) => {
+                    let ack = match &broker.client {
+                        Some(client) => Ack::Mqtt(client.clone(), publish.clone()),
+                        None => Ack::None,
+                    };
+                    LinkEvent::Delivery {
+                        topic: publish.topic,
+                        payload: publish.payload,
+                        ack,
+                    }
+                }
+                BrokerEvent::Other => LinkEvent::Nothing,
+            },
+            Transport::Embedded(devices) => {
+                let Some(event) = devices.events.recv().await else {
+                    return std::future::pending().await;
+                };
+                devices.event(event)
+            }
         }
-        self.client = None;
-        self.connected = false;
-        let delay = MIN_BACKOFF
-            .saturating_mul(2u32.saturating_pow(self.failures.min(16)))
-            .min(MAX_BACKOFF);
-        self.failures = self.failures.saturating_add(1);
-        warn!(broker = %format!("{}:{}", self.config.host, self.config.port), error, retry_in = ?delay, "device broker link down");
-        self.retry_at = Some(Instant::now() + delay);
     }
+}
 
-    /// The next thing that happens on the link (reconnecting when due).
-    async fn next(&mut self) -> BrokerEvent {
-        if let Some(at) = self.retry_at {
-            tokio::time::sleep_until(at).await;
-            self.connect();
-        }
-        match self.events.recv().await {
-            Some(Ok(Event::Incoming(Incoming::ConnAck(ack)))) => {
-                self.connected = true;
-                self.failures = 0;
-                BrokerEvent::Up {
-                    session_present: ack.session_present,
+impl Devices {
+    fn event(&mut self, event: FromDevice) -> LinkEvent {
+        match event {
+            FromDevice::Connected {
+                node,
+                connection,
+                to_device,
+            } => {
+                if let Some((_, previous)) = self.connected.insert(node, (connection, to_device)) {
+                    let _ = previous.send(ToDevice::Close);
+                }
+                LinkEvent::Nothing
+            }
+            FromDevice::Subscribed { node, connection } => {
+                if self
+                    .connected
+                    .get(&node)
+                    .is_some_and(|(c, _)| *c == connection)
+                {
+                    LinkEvent::Subscribed { node }
+                } else {
+                    LinkEvent::Nothing
                 }
             }
-            Some(Ok(Event::Incoming(Incoming::Publish(publish)))) => BrokerEvent::Delivery(publish),
-            Some(Ok(_)) => BrokerEvent::Other,
-            Some(Err(e)) => BrokerEvent::Down(e.to_string()),
-            None => BrokerEvent::Down("the MQTT event loop ended".into()),
+            FromDevice::Message {
+                topic,
+                payload,
+                ack,
+                ..
+            } => LinkEvent::Delivery {
+                topic,
+                payload,
+                ack: ack.map_or(Ack::None, Ack::Local),
+            },
+            FromDevice::Gone {
+                node,
+                connection,
+                will,
+            } => {
+                if self
+                    .connected
+                    .get(&node)
+                    .is_some_and(|(c, _)| *c == connection)
+                {
+                    self.connected.remove(&node);
+                }
+                // The will goes where the device would have published it.
+                match (will, Topic::new(&node, TopicKind::Status)) {
+                    (Some(payload), Ok(topic)) => LinkEvent::Delivery {
+                        topic: topic.to_string(),
+                        payload,
+                        ack: Ack::None,
+                    },
+                    _ => LinkEvent::Nothing,
+                }
+            }
         }
     }
 }
 
-async fn poll(
-    mut eventloop: EventLoop,
-    events: mpsc::UnboundedSender<Result<Event, ConnectionError>>,
-) {
-    loop {
-        let event = eventloop.poll().await;
-        let failed = event.is_err();
-        if events.send(event).is_err() || failed {
-            return;
-        }
-    }
-}
-
-/// One term of leadership's gateway.
-pub struct Gateway {
+/// A gateway: the fleet as the store has it, and the transport to devices.
+struct Gateway {
     storage: Storage,
-    broker: Broker,
+    transport: Transport,
     fleet: Fleet,
     revision: u64,
     ingest: Ingest,
 }
 
-impl std::fmt::Debug for Gateway {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway")
-            .field("revision", &self.revision)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Gateway {
-    pub fn new(storage: Storage, config: GatewayConfig) -> Self {
-        let ingest = Ingest::new(storage.clone(), config.lease_renewal);
+    fn new(storage: Storage, transport: Transport, lease_renewal: Duration) -> Self {
+        let ingest = Ingest::new(storage.clone(), lease_renewal);
         Gateway {
             storage,
-            broker: Broker::new(config),
+            transport,
             fleet: Fleet::new(),
             revision: 0,
             ingest,
@@ -238,7 +276,7 @@ impl Gateway {
     }
 
     /// Runs until the store closes (or the task is aborted).
-    pub async fn run(mut self) {
+    async fn run(mut self) {
         loop {
             let mut watcher = match self.load().await {
                 Ok(watcher) => watcher,
@@ -250,6 +288,7 @@ impl Gateway {
             };
             let mut flush_at = Some(Instant::now());
             loop {
+                let up = self.transport.is_up();
                 tokio::select! {
                     event = watcher.next() => match event {
                         Ok(event) => {
@@ -271,22 +310,22 @@ impl Gateway {
                             break;
                         }
                     },
-                    () = sleep_until_opt(flush_at.filter(|_| self.broker.connected)) => {
+                    () = sleep_until_opt(flush_at.filter(|_| up)) => {
                         flush_at = None;
                         self.flush().await;
                     }
-                    event = self.broker.next() => match event {
-                        BrokerEvent::Up { session_present } => {
+                    event = self.transport.next() => match event {
+                        LinkEvent::Up { session_present } => {
                             info!(session_present, "device broker link up");
-                            if let Err(e) = self.connected(session_present).await {
-                                self.broker.failed(&e);
-                            } else {
-                                flush_at = Some(Instant::now());
+                            match self.broker_up(session_present).await {
+                                Ok(()) => flush_at = Some(Instant::now()),
+                                Err(e) => self.broker_failed(&e),
                             }
                         }
-                        BrokerEvent::Delivery(publish) => self.delivered(publish),
-                        BrokerEvent::Down(error) => self.broker.failed(&error),
-                        BrokerEvent::Other => {}
+                        LinkEvent::Down(error) => self.broker_failed(&error),
+                        LinkEvent::Delivery { topic, payload, ack } => self.delivered(&topic, &payload, ack),
+                        LinkEvent::Subscribed { node } => self.send_latest(&node),
+                        LinkEvent::Nothing => {}
                     },
                 }
             }
@@ -336,10 +375,23 @@ impl Gateway {
         }
     }
 
-    /// A new connection: subscribe, and publish every state again if the
-    /// broker lost them (no session: it restarted without persistence).
-    async fn connected(&mut self, session_present: bool) -> Result<(), String> {
-        let client = self.client()?;
+    fn broker_failed(&mut self, error: &str) {
+        if let Transport::External(broker) = &mut self.transport {
+            broker.failed(error);
+        }
+    }
+
+    /// A new connection to the external broker: subscribe, and publish
+    /// every state again if the broker lost them (no session: it restarted
+    /// without persistence).
+    async fn broker_up(&mut self, session_present: bool) -> Result<(), String> {
+        let Transport::External(Broker {
+            client: Some(client),
+            ..
+        }) = &self.transport
+        else {
+            return Err("not connected".into());
+        };
         let filters = topics::HUB_SUBSCRIPTIONS
             .iter()
             .map(|f| rumqttc::SubscribeFilter::new((*f).to_owned(), QoS::AtLeastOnce));
@@ -350,20 +402,13 @@ impl Gateway {
         if !session_present {
             let states: Vec<wire::DesiredState> = self.fleet.all_published().cloned().collect();
             for state in states {
-                self.publish(state).await?;
+                self.send(state).await?;
             }
         }
         Ok(())
     }
 
-    fn client(&self) -> Result<AsyncClient, String> {
-        self.broker
-            .client
-            .clone()
-            .ok_or_else(|| "not connected".to_owned())
-    }
-
-    /// Publishes the desired states that changed.
+    /// Sends the desired states that changed.
     async fn flush(&mut self) {
         for Update {
             node,
@@ -371,63 +416,88 @@ impl Gateway {
             unresolved,
         } in self.fleet.updates(self.revision)
         {
-            for pod in unresolved {
-                self.ingest.submit(&node, Work::Unresolved(pod), None);
+            if self.transport.serves(&node) {
+                for pod in unresolved {
+                    self.ingest.submit(&node, Work::Unresolved(pod), Ack::None);
+                }
             }
             let Some(state) = state else { continue };
-            if let Err(e) = self.publish(state).await {
+            if let Err(e) = self.send(state).await {
                 self.fleet.retry(&node);
-                self.broker.failed(&e);
+                self.broker_failed(&e);
             }
         }
     }
 
-    /// Publishes one state retained at QoS 1 (too large a state is not
-    /// sent: the device keeps what it has, and the Node gets a warning).
-    async fn publish(&mut self, state: wire::DesiredState) -> Result<(), String> {
+    /// A device subscribed (embedded): it gets its latest desired state.
+    fn send_latest(&mut self, node: &str) {
+        let Transport::Embedded(devices) = &self.transport else {
+            return;
+        };
+        let latest = self.fleet.published_state(node);
+        if let (Some(state), Some((_, outbox))) = (latest, devices.connected.get(node)) {
+            let payload = wire::encode(&Message::DesiredState(state.clone()));
+            let _ = outbox.send(ToDevice::Desired(Bytes::from(payload)));
+        }
+    }
+
+    /// Sends one state at QoS 1: retained to the external broker, or to the
+    /// device if it is connected here. Too large a state is not sent: the
+    /// device keeps what it has, and the Node gets a warning.
+    async fn send(&mut self, state: wire::DesiredState) -> Result<(), String> {
         let node = state.node.clone();
         let payload = wire::encode(&Message::DesiredState(state.clone()));
         if payload.len() > wire::MAX_MESSAGE_BYTES {
-            warn!(%node, bytes = payload.len(), limit = wire::MAX_MESSAGE_BYTES, "desired state too large; not published");
-            self.ingest
-                .submit(&node, Work::TooLarge(payload.len()), None);
+            warn!(%node, bytes = payload.len(), limit = wire::MAX_MESSAGE_BYTES, "desired state too large; not sent");
+            if self.transport.serves(&node) {
+                self.ingest
+                    .submit(&node, Work::TooLarge(payload.len()), Ack::None);
+            }
             return Ok(());
         }
-        let topic = Topic::new(&node, TopicKind::Desired)
-            .map_err(|e| e.to_string())?
-            .to_string();
-        let client = self.client()?;
-        client
-            .publish(topic, QoS::AtLeastOnce, true, payload)
-            .await
-            .map_err(|e| e.to_string())?;
+        match &self.transport {
+            Transport::External(broker) => {
+                let topic = Topic::new(&node, TopicKind::Desired)
+                    .map_err(|e| e.to_string())?
+                    .to_string();
+                let client = broker.client.clone().ok_or("not connected")?;
+                client
+                    .publish(topic, QoS::AtLeastOnce, true, payload)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Transport::Embedded(devices) => {
+                if let Some((_, outbox)) = devices.connected.get(&node) {
+                    let _ = outbox.send(ToDevice::Desired(Bytes::from(payload)));
+                }
+            }
+        }
         self.fleet.published(state);
         Ok(())
     }
 
     /// A message from a device: checked against its topic, then handed to
     /// [`Ingest`], which acknowledges it once written.
-    fn delivered(&mut self, publish: rumqttc::Publish) {
-        let Ok(client) = self.client() else { return };
+    fn delivered(&mut self, topic: &str, payload: &[u8], ack: Ack) {
         let refuse = |why: &str| {
-            warn!(topic = %publish.topic, why, "device message refused");
+            warn!(topic, why, "device message refused");
         };
-        let topic = match Topic::parse(&publish.topic).map_err(|e| e.to_string()) {
+        let topic = match Topic::parse(topic) {
             Ok(topic) => topic,
             Err(e) => {
-                refuse(&e);
-                return ack_now(client, publish);
+                refuse(&e.to_string());
+                return ack.fire();
             }
         };
         let node = topic.node().to_owned();
-        let message = match (topic.kind(), wire::decode(&publish.payload)) {
+        let message = match (topic.kind(), wire::decode(payload)) {
             (TopicKind::Status | TopicKind::Heartbeat, Ok(message)) => message,
             (_, Err(e)) => {
                 refuse(&e.to_string());
-                return ack_now(client, publish);
+                return ack.fire();
             }
             // Log responses and enrollment come with their own issues.
-            _ => return ack_now(client, publish),
+            _ => return ack.fire(),
         };
         let work = match message {
             Message::NodeRegistration(r) if r.node == node => Work::Registration(r),
@@ -441,10 +511,10 @@ impl Gateway {
                     },
                     Some(_) => {
                         refuse("a status for a pod bound to another node");
-                        return ack_now(client, publish);
+                        return ack.fire();
                     }
                     // Deleted meanwhile: nothing to write.
-                    None => return ack_now(client, publish),
+                    None => return ack.fire(),
                 }
             }
             other => {
@@ -452,17 +522,11 @@ impl Gateway {
                     "{} does not belong on this topic or names another node",
                     other.kind()
                 ));
-                return ack_now(client, publish);
+                return ack.fire();
             }
         };
-        self.ingest.submit(&node, work, Some((client, publish)));
+        self.ingest.submit(&node, work, ack);
     }
-}
-
-fn ack_now(client: AsyncClient, publish: rumqttc::Publish) {
-    // try_ack: the request queue is large, and a lost ack only means the
-    // message comes again.
-    let _ = client.try_ack(&publish);
 }
 
 async fn sleep_until_opt(due: Option<Instant>) {

@@ -12,7 +12,9 @@
 //! leader, publishing desired states retained and handing what devices
 //! report to [`ingest`], which writes it into the store.
 
+mod broker;
 pub mod desired;
+pub mod endpoint;
 mod expand;
 pub mod fleet;
 mod ingest;

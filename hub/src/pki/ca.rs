@@ -69,6 +69,22 @@ pub struct CertRequest {
     pub validity: Duration,
 }
 
+impl CertRequest {
+    /// A device's client certificate: common name the node (what an
+    /// external broker's ACL patterns substitute for `%u`), organization
+    /// `system:nodes` (what the embedded endpoint requires).
+    pub fn device(node: &str, validity: Duration) -> Self {
+        CertRequest {
+            common_name: node.to_owned(),
+            organizations: vec![crate::gateway::endpoint::NODES_GROUP.to_owned()],
+            dns_names: Vec::new(),
+            ip_addresses: Vec::new(),
+            usage: CertUsage::Client,
+            validity,
+        }
+    }
+}
+
 /// The cluster's certificate authority: a self-signed ECDSA P-256 certificate
 /// and its key. Every replica holds it, to issue certificates to devices.
 #[derive(Debug)]
