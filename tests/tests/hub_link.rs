@@ -7,6 +7,8 @@
 //! would; a deleted pod is stopped on the device and then gone from the
 //! API; a killed agent's last will marks its Node Unknown.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flotilla_hub::pki::{CertRequest, ClusterCa};
@@ -311,4 +313,211 @@ fn scenario(
                 .then_some(())
         },
     );
+}
+
+/// `mosquitto_sub` / `mosquitto_pub` against `endpoint` (`ip:port`), with
+/// a certificate and key (or none).
+fn mosquitto_client(
+    tool: &str,
+    endpoint: &str,
+    ca: &Path,
+    cert: Option<(&Path, &Path)>,
+    args: &[&str],
+) -> std::process::Output {
+    let (host, port) = endpoint.rsplit_once(':').expect("ip:port");
+    let mut command = Command::new(tool);
+    command
+        .args(["-h", host, "-p", port])
+        .arg("--cafile")
+        .arg(ca);
+    if let Some((cert, key)) = cert {
+        command.arg("--cert").arg(cert).arg("--key").arg(key);
+    }
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("mosquitto client")
+}
+
+#[test]
+fn on_the_embedded_endpoint_a_device_reaches_only_its_own_topics() {
+    let cluster = Cluster::start(1, ClusterOptions::default());
+    let endpoint = cluster.replicas[0].mqtt.clone();
+    let certs = tempfile::tempdir().expect("temp dir");
+    let dir = certs.path();
+    let ca = ClusterCa::load(&cluster.pki_dir()).expect("the cluster CA");
+    ca.certificate().save(&dir.join("ca.crt")).expect("save");
+    for node in ["device-1", "device-2"] {
+        ca.issue(&CertRequest::device(node, Duration::from_secs(3600)))
+            .expect("device certificate")
+            .save(dir, node)
+            .expect("save");
+    }
+    let pair = |stem: &str| {
+        (
+            dir.join(format!("{stem}.crt")),
+            dir.join(format!("{stem}.key")),
+        )
+    };
+    let (d1, d1_key) = pair("device-1");
+    let (d2, d2_key) = pair("device-2");
+    let ca_file = dir.join("ca.crt");
+    let kubectl = Kubectl::new(&cluster.replicas[0].kubeconfig());
+    // device-2 has a Node and a pod bound to it: a desired state.
+    kubectl.apply(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: device-2}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {name: p2}\n\
+         spec: {nodeName: device-2, containers: [{name: main, image: busybox}]}\n",
+        &[],
+    );
+    let sub = |cert: Option<(&Path, &Path)>, id: &str, filter: &str| {
+        mosquitto_client(
+            "mosquitto_sub",
+            &endpoint,
+            &ca_file,
+            cert,
+            &["-t", filter, "-C", "1", "-W", "3", "-i", id, "-q", "1"],
+        )
+    };
+
+    // device-2 gets its own desired state as soon as it subscribes.
+    let own = sub(
+        Some((&d2, &d2_key)),
+        "device-2",
+        "flotilla/v1/nodes/device-2/desired",
+    );
+    assert!(
+        own.status.success() && !own.stdout.is_empty(),
+        "device-2 read nothing of its own: {own:?}"
+    );
+
+    // device-1 is refused every filter but its own, wildcards included.
+    for filter in [
+        "flotilla/v1/nodes/device-2/desired",
+        "flotilla/v1/nodes/+/desired",
+        "flotilla/v1/nodes/#",
+        "flotilla/v1/#",
+        "#",
+        "flotilla/v1/nodes/device-2/logs/request",
+        "flotilla/v1/nodes/device-2/status",
+        "flotilla/v1/nodes/device-1/status",
+    ] {
+        let out = sub(Some((&d1, &d1_key)), "device-1", filter);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.stdout.is_empty() && stderr.contains("denied"),
+            "device-1 subscribed to {filter}: {out:?}"
+        );
+    }
+
+    // device-1 cannot publish for device-2, nor on any desired topic: the
+    // endpoint closes the connection instead of acknowledging.
+    let forged = flotilla_shared::wire::encode(&flotilla_shared::wire::Message::Heartbeat(
+        flotilla_shared::wire::Heartbeat {
+            node: "device-2".into(),
+            ..Default::default()
+        },
+    ));
+    let payload = dir.join("forged");
+    std::fs::write(&payload, &forged).unwrap();
+    let payload = payload.display().to_string();
+    for topic in [
+        "flotilla/v1/nodes/device-2/heartbeat",
+        "flotilla/v1/nodes/device-2/status",
+        "flotilla/v1/nodes/device-2/desired",
+        "flotilla/v1/nodes/device-1/desired",
+        "flotilla/v1/enroll/device-2/response",
+    ] {
+        let out = mosquitto_client(
+            "mosquitto_pub",
+            &endpoint,
+            &ca_file,
+            Some((&d1, &d1_key)),
+            &["-t", topic, "-f", &payload, "-q", "1", "-i", "device-1"],
+        );
+        assert!(
+            !out.status.success(),
+            "device-1 published on {topic}: {out:?}"
+        );
+    }
+    // Its own heartbeat topic is open to it (the refusals above are ACLs,
+    // not a broken connection).
+    let own_heartbeat = flotilla_shared::wire::encode(&flotilla_shared::wire::Message::Heartbeat(
+        flotilla_shared::wire::Heartbeat {
+            node: "device-1".into(),
+            ..Default::default()
+        },
+    ));
+    let own_payload = dir.join("own");
+    std::fs::write(&own_payload, &own_heartbeat).unwrap();
+    let out = mosquitto_client(
+        "mosquitto_pub",
+        &endpoint,
+        &ca_file,
+        Some((&d1, &d1_key)),
+        &[
+            "-t",
+            "flotilla/v1/nodes/device-1/heartbeat",
+            "-f",
+            &own_payload.display().to_string(),
+            "-q",
+            "1",
+            "-i",
+            "device-1",
+        ],
+    );
+    assert!(out.status.success(), "device-1's own heartbeat: {out:?}");
+    // Nothing of it reached the store: device-2 has no Lease.
+    let lease = kubectl.run(&["get", "lease", "-n", "kube-node-lease", "device-2"]);
+    assert!(
+        !lease.success,
+        "a forged heartbeat renewed device-2's Lease"
+    );
+
+    // Refused outright: no certificate, another CA's certificate for a
+    // device's name, a cluster certificate that is not a device's (the
+    // admin's), and device-1's certificate under device-2's client id.
+    let foreign = TestPki::new().expect("pki");
+    let (foreign_cert, foreign_key) = foreign.issue("device-1", false).expect("cert");
+    let admin = (
+        cluster.pki_dir().join("admin.crt"),
+        cluster.pki_dir().join("admin.key"),
+    );
+    for (what, cert, id) in [
+        ("no certificate", None, "device-1"),
+        (
+            "another CA",
+            Some((foreign_cert.as_path(), foreign_key.as_path())),
+            "device-1",
+        ),
+        (
+            "the admin certificate",
+            Some((admin.0.as_path(), admin.1.as_path())),
+            "admin",
+        ),
+        (
+            "another device's client id",
+            Some((d1.as_path(), d1_key.as_path())),
+            "device-2",
+        ),
+    ] {
+        let out = mosquitto_client(
+            "mosquitto_pub",
+            &endpoint,
+            &ca_file,
+            cert,
+            &[
+                "-t",
+                "flotilla/v1/nodes/device-1/heartbeat",
+                "-m",
+                "x",
+                "-q",
+                "1",
+                "-i",
+                id,
+            ],
+        );
+        assert!(!out.status.success(), "{what} was let in: {out:?}");
+    }
 }
