@@ -6,7 +6,7 @@ set -euo pipefail
 need_apt=()
 # g++: libFuzzer (the fuzz smoke step) is C++ and built by cc-rs with `c++`.
 for pkg in qemu-user-static g++ clang lld llvm file busybox-static runc crun nftables iproute2 \
-    etcd-server etcd-client protobuf-compiler docker-registry mosquitto mosquitto-clients; do
+    etcd-server etcd-client protobuf-compiler docker-registry mosquitto mosquitto-clients curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 # kubectl may come with the machine image; Debian's package is the fallback.
