@@ -83,6 +83,10 @@ struct Server {
     /// Address other replicas reach this one at (default: --listen).
     #[arg(long)]
     advertise: Option<String>,
+    /// Another name or IP for the replica's certificate (repeatable; used
+    /// when the data directory is created).
+    #[arg(long = "tls-san")]
+    tls_sans: Vec<String>,
     /// A replica of an existing cluster to join.
     #[arg(long, requires = "ca_from")]
     join: Option<String>,
@@ -296,6 +300,7 @@ async fn run_server(args: Server) -> anyhow::Result<ExitCode> {
         data_dir: args.data_dir,
         listen: args.listen,
         advertise: args.advertise,
+        tls_sans: args.tls_sans,
         join: args.join,
         ca_from: args.ca_from,
         options,

@@ -40,6 +40,9 @@ pub struct ServerArgs {
     pub listen: SocketAddr,
     /// The address other replicas use to reach this one (default: `listen`).
     pub advertise: Option<String>,
+    /// More names and IPs the replica's certificate answers to (what devices
+    /// and kubectl dial, when not the advertised address), at its creation.
+    pub tls_sans: Vec<String>,
     /// A replica of the cluster to join.
     pub join: Option<String>,
     /// A directory with the cluster CA (`ca.crt`, `ca.key`), for joining.
@@ -124,6 +127,14 @@ pub async fn run(
     let mut hosts = vec![pki::Host::parse(advertised_host)];
     if !args.listen.ip().is_unspecified() {
         hosts.push(pki::Host::from(args.listen.ip()));
+    }
+    hosts.extend(args.tls_sans.iter().map(|h| pki::Host::parse(h)));
+    if let DeviceLink::Embedded {
+        listen: Some(mqtt), ..
+    } = &args.device_link
+        && !mqtt.ip().is_unspecified()
+    {
+        hosts.push(pki::Host::from(mqtt.ip()));
     }
     hosts.dedup();
     let tls = pki::ReplicaPki::init(dir, ca.as_ref(), &format!("replica-{id}"), &hosts)

@@ -83,6 +83,8 @@ pub struct AgentProcess {
     revision: u64,
     /// `--hub ...` flags: fed by a hub over MQTT instead of a file.
     link_args: Option<Vec<String>>,
+    /// The network namespace it runs in (`nsenter --net`).
+    netns: Option<String>,
 }
 
 impl AgentProcess {
@@ -99,6 +101,7 @@ impl AgentProcess {
             child: None,
             revision: 0,
             link_args: None,
+            netns: None,
         };
         agent.spawn()?;
         Ok(agent)
@@ -111,6 +114,16 @@ impl AgentProcess {
         node: &str,
         link_args: Vec<String>,
     ) -> anyhow::Result<Self> {
+        Self::start_linked_in(registry, node, link_args, None)
+    }
+
+    /// [`AgentProcess::start_linked`] inside network namespace `netns`.
+    pub fn start_linked_in(
+        registry: &str,
+        node: &str,
+        link_args: Vec<String>,
+        netns: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("flotilla-agent-")
             .tempdir_in("/var/tmp")?;
@@ -121,6 +134,7 @@ impl AgentProcess {
             child: None,
             revision: 0,
             link_args: Some(link_args),
+            netns: netns.map(str::to_owned),
         };
         agent.spawn()?;
         Ok(agent)
@@ -152,7 +166,20 @@ impl AgentProcess {
             .create(true)
             .append(true)
             .open(self.dir.path().join("agent.log"))?;
-        let child = Command::new(agent_binary())
+        let mut command = match &self.netns {
+            Some(netns) => {
+                // nsenter, not `ip netns exec`: that remounts /sys, hiding
+                // the cgroup hierarchies the agent needs.
+                let mut command = Command::new("nsenter");
+                command
+                    .arg(format!("--net=/run/netns/{netns}"))
+                    .arg("--")
+                    .arg(agent_binary());
+                command
+            }
+            None => Command::new(agent_binary()),
+        };
+        let child = command
             .args(["run", "--node", &self.node])
             .arg("--state-dir")
             .arg(self.state_dir())

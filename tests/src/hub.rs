@@ -49,6 +49,10 @@ pub struct ClusterOptions {
     pub snapshot_after_entries: u64,
     /// More `flotilla-hub server` flags (`--token-auth-file`, ...).
     pub extra_args: Vec<String>,
+    /// Replica i's embedded MQTT endpoint listens on `mqtt_ips[i]` (an
+    /// address devices in network namespaces reach) instead of its own
+    /// loopback address.
+    pub mqtt_ips: Vec<Ipv4Addr>,
 }
 
 impl Default for ClusterOptions {
@@ -58,6 +62,7 @@ impl Default for ClusterOptions {
             election_timeout_ms: (250, 500),
             snapshot_after_entries: 20_000,
             extra_args: Vec::new(),
+            mqtt_ips: Vec::new(),
         }
     }
 }
@@ -141,7 +146,11 @@ impl Cluster {
         let replicas = (0..n)
             .map(|i| {
                 let ip = Ipv4Addr::new(net[0], net[1], net[2], i as u8 + 1);
-                Replica::new(ip, root.path().join(format!("replica-{i}")))
+                let mut replica = Replica::new(ip, root.path().join(format!("replica-{i}")));
+                if let Some(mqtt) = options.mqtt_ips.get(i) {
+                    replica.mqtt = format!("{mqtt}:{}", free_port(*mqtt));
+                }
+                replica
             })
             .collect();
         let mut cluster = Cluster {

@@ -12,5 +12,6 @@ pub mod hub;
 pub mod kubectl;
 pub mod lincheck;
 pub mod mqtt;
+pub mod netns;
 pub mod oci_image;
 pub mod registry;

@@ -29,12 +29,16 @@ pub fn registry_binary() -> PathBuf {
 pub struct RegistryOptions {
     /// Require HTTP basic auth as [`USER`]/[`PASSWORD`].
     pub htpasswd: bool,
+    /// Listen on this IP (default 127.0.0.1): one that devices in network
+    /// namespaces reach.
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// A running registry.
 #[derive(Debug)]
 pub struct Registry {
     child: Child,
+    ip: std::net::Ipv4Addr,
     port: u16,
     _dir: TempDir,
 }
@@ -64,11 +68,12 @@ impl Registry {
         let dir = tempfile::Builder::new()
             .prefix("flotilla-registry-")
             .tempdir()?;
-        let port = free_port()?;
+        let ip = options.ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+        let port = TcpListener::bind((ip, 0))?.local_addr()?.port();
         let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
              delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
+             http:\n  addr: {ip}:{port}\n",
             dir.path().join("data").display()
         );
         if options.htpasswd {
@@ -92,6 +97,7 @@ impl Registry {
             .with_context(|| format!("starting {}", binary.display()))?;
         let mut registry = Registry {
             child,
+            ip,
             port,
             _dir: dir,
         };
@@ -99,9 +105,9 @@ impl Registry {
         Ok(registry)
     }
 
-    /// `127.0.0.1:<port>`, as image references and allow lists spell it.
+    /// `<ip>:<port>`, as image references and allow lists spell it.
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -116,7 +122,7 @@ impl Registry {
                     .unwrap_or_default();
                 bail!("the registry exited with {status}: {log}");
             }
-            if let Ok(status) = v2_status(self.port)
+            if let Ok(status) = v2_status(self.ip, self.port)
                 && (status == 200 || status == 401)
             {
                 return Ok(());
@@ -145,8 +151,8 @@ pub(crate) fn free_port() -> std::io::Result<u16> {
 }
 
 /// The HTTP status of `GET /v2/`.
-fn v2_status(port: u16) -> anyhow::Result<u16> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+fn v2_status(ip: std::net::Ipv4Addr, port: u16) -> anyhow::Result<u16> {
+    let mut s = TcpStream::connect((ip, port))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
     let mut head = [0u8; 12];

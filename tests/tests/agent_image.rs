@@ -112,7 +112,11 @@ async fn a_multi_arch_index_resolves_to_the_devices_platform_and_to_explicit_one
 
 #[tokio::test]
 async fn basic_auth_pulls_with_the_password_and_refuses_anonymous_and_wrong_ones() {
-    let registry = Registry::start(RegistryOptions { htpasswd: true }).unwrap();
+    let registry = Registry::start(RegistryOptions {
+        htpasswd: true,
+        ..RegistryOptions::default()
+    })
+    .unwrap();
     let host = registry.host();
     let reference = format!("{host}/private/app:1");
     let image = build_image(&ImageSpec::new(
