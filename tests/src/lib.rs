@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod api_client;
 pub mod bench;
+pub mod devices;
 pub mod fleet;
 pub mod hub;
 pub mod kubectl;

@@ -110,28 +110,53 @@ impl Mosquitto {
         );
         let config_path = dir.path().join("mosquitto.conf");
         std::fs::write(&config_path, config)?;
-        let log = std::fs::File::create(dir.path().join("mosquitto.log"))?;
-        let child = Command::new(binary)
+        let child = Self::spawn(dir.path())?;
+        let broker = Mosquitto { child, port, dir };
+        broker.wait_listening()?;
+        Ok(broker)
+    }
+
+    fn spawn(dir: &Path) -> anyhow::Result<Child> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("mosquitto.log"))?;
+        Command::new("/usr/sbin/mosquitto")
             .arg("-c")
-            .arg(&config_path)
+            .arg(dir.join("mosquitto.conf"))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context("starting mosquitto")?;
-        let broker = Mosquitto { child, port, dir };
+            .context("starting mosquitto")
+    }
+
+    fn wait_listening(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if Instant::now() > deadline {
-                bail!("mosquitto did not listen: {}", broker.log());
+                bail!("mosquitto did not listen: {}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(broker)
+        Ok(())
+    }
+
+    /// Kills the broker (everything it held in memory is lost: it keeps no
+    /// persistence) and starts it again on the same port.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path())?;
+        self.wait_listening()
     }
 
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("mosquitto.log")
     }
 
     pub fn log(&self) -> String {

@@ -135,13 +135,19 @@ impl DeviceNet {
         run("ip", &full)
     }
 
-    fn set_rules(&self, rule: Option<&str>) -> anyhow::Result<()> {
+    /// Applies `rule` to packets in and out (with `peer`: only to and from
+    /// that address).
+    fn set_rules(&self, rule: Option<&str>, peer: Option<Ipv4Addr>) -> anyhow::Result<()> {
         let _ = self.exec("nft", &["delete", "table", "inet", "flotilla_fault"]);
         let Some(rule) = rule else { return Ok(()) };
+        let (from, to) = match peer {
+            Some(ip) => (format!("ip saddr {ip} "), format!("ip daddr {ip} ")),
+            None => (String::new(), String::new()),
+        };
         let script = format!(
             "table inet flotilla_fault {{\n\
-             chain input {{\ntype filter hook input priority 0;\niifname \"lo\" accept\n{rule}\n}}\n\
-             chain output {{\ntype filter hook output priority 0;\noifname \"lo\" accept\n{rule}\n}}\n\
+             chain input {{\ntype filter hook input priority 0;\niifname \"lo\" accept\n{from}{rule}\n}}\n\
+             chain output {{\ntype filter hook output priority 0;\noifname \"lo\" accept\n{to}{rule}\n}}\n\
              }}\n"
         );
         let file = tempfile::NamedTempFile::new()?;
@@ -149,19 +155,23 @@ impl DeviceNet {
         self.exec("nft", &["-f", &file.path().display().to_string()])
     }
 
-    /// Drops `percent` % of the device's packets, at random, both ways.
-    pub fn loss(&self, percent: u8) -> anyhow::Result<()> {
-        self.set_rules(Some(&format!("numgen random mod 100 < {percent} drop")))
+    /// Drops `percent` % of the packets between the device and `peer` (its
+    /// hub: the device link), at random, both ways.
+    pub fn loss(&self, percent: u8, peer: Ipv4Addr) -> anyhow::Result<()> {
+        self.set_rules(
+            Some(&format!("numgen random mod 100 < {percent} drop")),
+            Some(peer),
+        )
     }
 
     /// Drops every packet: the device is cut off (connections hang).
     pub fn cut(&self) -> anyhow::Result<()> {
-        self.set_rules(Some("drop"))
+        self.set_rules(Some("drop"), None)
     }
 
     /// Lifts any loss or cut-off.
     pub fn heal(&self) -> anyhow::Result<()> {
-        self.set_rules(None)
+        self.set_rules(None, None)
     }
 }
 

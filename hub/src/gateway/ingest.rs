@@ -108,7 +108,18 @@ struct Shared {
     heartbeats: Mutex<HashMap<String, u32>>,
     /// Pod uid → the unresolved message last recorded as an Event.
     reported: Mutex<HashMap<String, String>>,
+    /// Pod uid → the latest status its device reported (node, pod key,
+    /// update): written again when the node comes back from Unknown, since
+    /// the node lifecycle controller marked its pods not ready meanwhile and
+    /// a device whose connection survived the outage has no news to send.
+    statuses: Mutex<HashMap<String, Reported>>,
 }
+
+/// (namespace, name) of a pod.
+type PodKey = (String, String);
+
+/// A device's latest report on one pod: (node, pod, the update).
+type Reported = (String, PodKey, PodStatusUpdate);
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -138,6 +149,7 @@ impl Ingest {
                 liveness: Mutex::new(Liveness::new(lease_renewal)),
                 heartbeats: Mutex::new(HashMap::new()),
                 reported: Mutex::new(HashMap::new()),
+                statuses: Mutex::new(HashMap::new()),
             }),
             lanes: HashMap::new(),
             tasks: JoinSet::new(),
@@ -175,6 +187,7 @@ impl Ingest {
     pub fn forget_pod(&mut self, uid: &str) {
         self.lanes.remove(&format!("pod/{uid}"));
         lock(&self.shared.reported).remove(uid);
+        lock(&self.shared.statuses).remove(uid);
     }
 }
 
@@ -311,11 +324,15 @@ async fn apply(shared: &Shared, node: &str, work: &Work) -> Result<(), ApiError>
             if let Some(current) = get_node(shared, node).await?
                 && let Some(updated) = status::node_from_heartbeat(&current, heartbeat, now)
             {
+                let back = !current.is_ready() && updated.is_ready();
                 execute(
                     shared,
                     Command::UpdateStatus(Box::new(Object::Node(updated))),
                 )
                 .await?;
+                if back {
+                    statuses_again(shared, node, now).await?;
+                }
             }
             renew_lease(shared, node, now).await
         }
@@ -336,6 +353,10 @@ async fn apply(shared: &Shared, node: &str, work: &Work) -> Result<(), ApiError>
         }
         Work::Status { pod, update } => {
             lock(&shared.liveness).heard(node, instant);
+            lock(&shared.statuses).insert(
+                update.pod_uid.clone(),
+                (node.to_owned(), pod.clone(), update.clone()),
+            );
             pod_status(shared, node, pod, update, now).await
         }
         Work::Unresolved(pod) => unresolved(shared, pod, now).await,
@@ -383,11 +404,30 @@ async fn register(
         wanted.metadata.resource_version = revision.to_string();
     }
     if wanted.status != current.status {
+        let back = !current.is_ready();
         execute(
             shared,
             Command::UpdateStatus(Box::new(Object::Node(wanted))),
         )
         .await?;
+        if back {
+            statuses_again(shared, &registration.node, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes again the latest status the device reported for each of its
+/// pods (the node is back from Unknown, and the node lifecycle controller
+/// marked them not ready meanwhile).
+async fn statuses_again(shared: &Shared, node: &str, now: SystemTime) -> Result<(), ApiError> {
+    let latest: Vec<(PodKey, PodStatusUpdate)> = lock(&shared.statuses)
+        .values()
+        .filter(|(n, _, _)| n == node)
+        .map(|(_, pod, update)| (pod.clone(), update.clone()))
+        .collect();
+    for (pod, update) in latest {
+        pod_status(shared, node, &pod, &update, now).await?;
     }
     Ok(())
 }
