@@ -50,3 +50,6 @@ cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- store 
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- api --quick
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- sched --quick
 cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- agent --quick
+# The device link with the static agent devices run.
+FLOTILLA_AGENT_BIN="${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/agent/flotilla-agent" \
+    cargo run --locked --release -q -p flotilla-tests --bin flotilla-bench -- link --quick

@@ -281,6 +281,13 @@ impl AgentProcess {
         }
     }
 
+    /// Starts the agent again with other link flags.
+    pub fn relink(&mut self, link_args: Vec<String>) -> anyhow::Result<()> {
+        self.kill9();
+        self.link_args = Some(link_args);
+        self.spawn()
+    }
+
     /// Starts the agent again on the same directories.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9();

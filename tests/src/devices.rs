@@ -104,8 +104,8 @@ pub struct Device {
 
 /// Starts device `node` in a new network namespace, linked to every
 /// replica's endpoint (replica `first_hub`'s first), pulling from
-/// `registry`; its certificate is issued from `ca` into `certs` (which
-/// holds `ca.crt`).
+/// `registry`, heartbeating every 2 s; its certificate is issued from `ca`
+/// into `certs` (which holds `ca.crt`).
 pub fn start_device(
     cluster: &Cluster,
     ca: &ClusterCa,
@@ -114,6 +114,30 @@ pub fn start_device(
     node: &str,
     first_hub: usize,
 ) -> Device {
+    let args = device_args(
+        cluster,
+        ca,
+        certs,
+        node,
+        first_hub,
+        &["--heartbeat-seconds", "2"],
+    );
+    let net = DeviceNet::new().expect("device network namespace");
+    let agent =
+        AgentProcess::start_linked_in(registry, node, args, Some(&net.name)).expect("agent");
+    Device { net, agent }
+}
+
+/// The `flotilla-agent run` link flags of device `node` (its certificate
+/// issued into `certs`), with `extra` flags.
+pub fn device_args(
+    cluster: &Cluster,
+    ca: &ClusterCa,
+    certs: &Path,
+    node: &str,
+    first_hub: usize,
+    extra: &[&str],
+) -> Vec<String> {
     if !certs.join("ca.crt").exists() {
         ca.certificate()
             .save(&certs.join("ca.crt"))
@@ -136,18 +160,14 @@ pub fn start_device(
         path(format!("{node}.crt")),
         "--key".into(),
         path(format!("{node}.key")),
-        "--heartbeat-seconds".into(),
-        "2".into(),
         // Shared test machines run with little disk free.
         "--disk-pressure-percent".into(),
         "0".into(),
         "--node-label".into(),
         "role=gateway".into(),
     ]);
-    let net = DeviceNet::new().expect("device network namespace");
-    let agent =
-        AgentProcess::start_linked_in(registry, node, args, Some(&net.name)).expect("agent");
-    Device { net, agent }
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
 }
 
 /// The last lines of each log file, for failure messages.

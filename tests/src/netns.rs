@@ -169,6 +169,58 @@ impl DeviceNet {
         self.set_rules(Some("drop"), None)
     }
 
+    /// Counts the bytes (IP packets, headers included) between the device
+    /// and `peer` from now on; read them with [`DeviceNet::counted`].
+    pub fn count(&self, peer: Ipv4Addr) -> anyhow::Result<()> {
+        let _ = self.exec("nft", &["delete", "table", "inet", "flotilla_count"]);
+        let script = format!(
+            "table inet flotilla_count {{\n\
+             counter to_device {{}}\ncounter from_device {{}}\n\
+             chain input {{\ntype filter hook input priority -10;\nip saddr {peer} counter name to_device\n}}\n\
+             chain output {{\ntype filter hook output priority -10;\nip daddr {peer} counter name from_device\n}}\n\
+             }}\n"
+        );
+        let file = tempfile::NamedTempFile::new()?;
+        std::fs::write(file.path(), script)?;
+        self.exec("nft", &["-f", &file.path().display().to_string()])
+    }
+
+    /// Bytes counted since [`DeviceNet::count`]: (to the device, from it).
+    pub fn counted(&self) -> anyhow::Result<(u64, u64)> {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "nft",
+                "-j",
+                "list",
+                "counters",
+                "table",
+                "inet",
+                "flotilla_count",
+            ])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let mut to = 0;
+        let mut from = 0;
+        for item in json["nftables"].as_array().into_iter().flatten() {
+            let counter = &item["counter"];
+            let bytes = counter["bytes"].as_u64().unwrap_or(0);
+            match counter["name"].as_str() {
+                Some("to_device") => to = bytes,
+                Some("from_device") => from = bytes,
+                _ => {}
+            }
+        }
+        Ok((to, from))
+    }
+
     /// Lifts any loss or cut-off.
     pub fn heal(&self) -> anyhow::Result<()> {
         self.set_rules(None, None)

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod api;
 pub mod codec;
 pub mod etcd;
+pub mod link;
 pub mod load;
 pub mod sched;
 pub mod store;

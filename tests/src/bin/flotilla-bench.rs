@@ -20,6 +20,13 @@ enum Bench {
         #[arg(long)]
         quick: bool,
     },
+    /// The device link: API create → Running at the hub for 50 pods, and
+    /// idle bytes per device at the default settings.
+    Link {
+        /// 20-s byte-counting windows instead of 120 s.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Desired state on the wire (postcard) against Kubernetes JSON: bytes and decode time.
     Codec {
         /// Finish in seconds rather than minutes, with wider error bars.
@@ -53,6 +60,10 @@ fn main() -> anyhow::Result<()> {
     let line = match Cli::parse().bench {
         Bench::Agent { quick } => bench::agent::run(quick)?,
         Bench::Codec { quick } => bench::codec::run(quick).to_json(),
+        Bench::Link { quick } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(bench::link::run(quick))?,
         Bench::Api { quick } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
