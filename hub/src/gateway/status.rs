@@ -29,6 +29,41 @@ const ARCH_LABEL: &str = "kubernetes.io/arch";
 const OS_LABEL: &str = "kubernetes.io/os";
 const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
+/// Whether a device may set this label on its own Node: a valid label, and
+/// not in Kubernetes' reserved namespaces unless kubelets may set it (the
+/// NodeRestriction admission plugin's rule: a device must not make itself
+/// look like a control-plane node, or claim another's zone). Others are
+/// dropped, not refused, so the device still registers.
+pub fn device_may_set_label(key: &str, value: &str) -> bool {
+    const ALLOWED: [&str; 9] = [
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+    ];
+    let valid = flotilla_shared::validation::validate_labels(
+        &BTreeMap::from([(key.to_owned(), value.to_owned())]),
+        &flotilla_shared::validation::Path::new("labels"),
+    )
+    .is_empty();
+    let Some((prefix, _)) = key.split_once('/') else {
+        return valid;
+    };
+    let reserved = ["kubernetes.io", "k8s.io"]
+        .iter()
+        .any(|d| prefix == *d || prefix.ends_with(&format!(".{d}")));
+    let kubelet_namespace = prefix == "kubelet.kubernetes.io"
+        || prefix.ends_with(".kubelet.kubernetes.io")
+        || prefix == "node.kubernetes.io"
+        || prefix.ends_with(".node.kubernetes.io");
+    valid && (!reserved || ALLOWED.contains(&key) || kubelet_namespace)
+}
+
 /// The Node `registration` describes: `existing` (when the Node exists)
 /// with what the device reports replaced and what users set kept (spec,
 /// taints, their own labels and annotations). Ready turns True.
@@ -40,7 +75,13 @@ pub fn node_from_registration(
     let mut node = existing.cloned().unwrap_or_default();
     node.metadata.name = registration.node.clone();
     let labels = &mut node.metadata.labels;
-    labels.extend(registration.labels.clone());
+    labels.extend(
+        registration
+            .labels
+            .iter()
+            .filter(|(key, value)| device_may_set_label(key, value))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     labels.insert(ARCH_LABEL.into(), registration.architecture.clone());
     labels.insert(OS_LABEL.into(), registration.os.clone());
     labels.insert(HOSTNAME_LABEL.into(), registration.node.clone());
@@ -784,5 +825,39 @@ mod tests {
         assert_eq!(ready.status, "Unknown");
         assert!(ready.message.contains("last will"), "{}", ready.message);
         assert_eq!(node_offline(&offline, t(20)), None);
+    }
+
+    #[test]
+    fn a_device_sets_only_labels_a_kubelet_may() {
+        for (key, ok) in [
+            ("hw/model", true),
+            ("site", true),
+            ("topology.kubernetes.io/zone", true),
+            (
+                "node.kubernetes.io/exclude-from-external-load-balancers",
+                true,
+            ),
+            ("node-role.kubernetes.io/control-plane", false),
+            ("kubernetes.io/anything", false),
+            ("node-restriction.kubernetes.io/team", false),
+            ("example.k8s.io/x", false),
+            ("bad key!", false),
+        ] {
+            assert_eq!(device_may_set_label(key, "v"), ok, "{key}");
+        }
+        assert!(!device_may_set_label("site", "not a valid value!"));
+        let mut r = registration();
+        r.labels.insert(
+            "node-role.kubernetes.io/control-plane".into(),
+            String::new(),
+        );
+        let node = node_from_registration(None, &r, t(0));
+        assert!(
+            !node
+                .metadata
+                .labels
+                .contains_key("node-role.kubernetes.io/control-plane")
+        );
+        assert_eq!(node.metadata.labels["hw/model"], "pi5");
     }
 }
