@@ -300,3 +300,46 @@ impl HubClient {
         }
     }
 }
+
+/// `flotilla-agent run` flags linking device `node` to `broker`, with a
+/// certificate issued by `pki`, heartbeating every 2 s, and disk pressure
+/// off (shared test machines run with little disk free).
+pub fn device_link_args(broker: &Mosquitto, pki: &TestPki, node: &str) -> Vec<String> {
+    let (cert, key) = pki.issue(node, false).expect("device certificate");
+    [
+        "--hub",
+        &broker.address(),
+        "--hub-ca",
+        &pki.ca().display().to_string(),
+        "--cert",
+        &cert.display().to_string(),
+        "--key",
+        &key.display().to_string(),
+        "--heartbeat-seconds",
+        "2",
+        "--disk-pressure-percent",
+        "0",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `flotilla-hub server` flags making the leader's gateway a client of
+/// `broker`, renewing Leases every second.
+pub fn hub_broker_args(broker: &Mosquitto, pki: &TestPki) -> Vec<String> {
+    let (cert, key) = pki.issue(HUB_USER, false).expect("hub certificate");
+    [
+        "--mqtt-broker",
+        &broker.address(),
+        "--mqtt-ca",
+        &pki.ca().display().to_string(),
+        "--mqtt-cert",
+        &cert.display().to_string(),
+        "--mqtt-key",
+        &key.display().to_string(),
+        "--lease-renewal-seconds",
+        "1",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}

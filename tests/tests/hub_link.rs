@@ -13,56 +13,17 @@ use std::time::{Duration, Instant};
 
 use flotilla_hub::pki::{CertRequest, ClusterCa};
 use flotilla_tests::agent::{AgentProcess, registry_with_busybox};
+use flotilla_tests::devices::device_args;
 use flotilla_tests::hub::{Cluster, ClusterOptions};
 use flotilla_tests::kubectl::Kubectl;
-use flotilla_tests::mqtt::{HUB_USER, Mosquitto, TestPki};
+use flotilla_tests::mqtt::{Mosquitto, TestPki, device_link_args, hub_broker_args};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(90);
 
-fn device_args(broker: &Mosquitto, pki: &TestPki, node: &str) -> Vec<String> {
-    let (cert, key) = pki.issue(node, false).expect("device certificate");
-    let mut args: Vec<String> = vec![
-        "--hub".into(),
-        broker.address(),
-        "--hub-ca".into(),
-        pki.ca().display().to_string(),
-        "--cert".into(),
-        cert.display().to_string(),
-        "--key".into(),
-        key.display().to_string(),
-    ];
-    args.extend(common_device_args());
-    args
-}
-
+/// What every device of these tests adds to its link flags.
 fn common_device_args() -> Vec<String> {
-    vec![
-        "--heartbeat-seconds".into(),
-        "2".into(),
-        "--node-label".into(),
-        "site=lab".into(),
-        // Shared test machines run with little disk free: a disk-pressure
-        // taint would keep pods off the device (that path has unit tests).
-        "--disk-pressure-percent".into(),
-        "0".into(),
-    ]
-}
-
-fn hub_args(broker: &Mosquitto, pki: &TestPki) -> Vec<String> {
-    let (cert, key) = pki.issue(HUB_USER, false).expect("hub certificate");
-    vec![
-        "--mqtt-broker".into(),
-        broker.address(),
-        "--mqtt-ca".into(),
-        pki.ca().display().to_string(),
-        "--mqtt-cert".into(),
-        cert.display().to_string(),
-        "--mqtt-key".into(),
-        key.display().to_string(),
-        "--lease-renewal-seconds".into(),
-        "1".into(),
-    ]
+    vec!["--node-label".into(), "site=lab".into()]
 }
 
 /// Polls `kubectl get ... -o json` until `check` answers `Some`.
@@ -126,14 +87,17 @@ fn the_hub_runs_pods_on_a_device_over_mosquitto() {
     let cluster = Cluster::start(
         1,
         ClusterOptions {
-            extra_args: hub_args(&broker, &pki),
+            extra_args: hub_broker_args(&broker, &pki),
             ..ClusterOptions::default()
         },
     );
     let node = "device-a";
-    let mut agent =
-        AgentProcess::start_linked(&registry.host(), node, device_args(&broker, &pki, node))
-            .expect("agent");
+    let mut agent = AgentProcess::start_linked(&registry.host(), node, {
+        let mut args = device_link_args(&broker, &pki, node);
+        args.extend(common_device_args());
+        args
+    })
+    .expect("agent");
     let hub_log = cluster.replicas[0].data_dir.with_extension("log");
     let agent_log = agent.dir.path().join("agent.log");
     let context = || {
@@ -161,25 +125,13 @@ fn the_hub_runs_pods_on_a_device_over_its_embedded_endpoint() {
     let node = "device-b";
     let certs = tempfile::tempdir().expect("temp dir");
     let ca = ClusterCa::load(&cluster.pki_dir()).expect("the cluster CA");
-    ca.issue(&CertRequest::device(node, Duration::from_secs(3600)))
-        .expect("device certificate")
-        .save(certs.path(), node)
-        .expect("save");
     ca.certificate()
         .save(&certs.path().join("ca.crt"))
         .expect("save");
-    let path = |name: &str| certs.path().join(name).display().to_string();
-    let mut args = vec![
-        "--hub".into(),
-        cluster.replicas[0].mqtt.clone(),
-        "--hub-ca".into(),
-        path("ca.crt"),
-        "--cert".into(),
-        path(&format!("{node}.crt")),
-        "--key".into(),
-        path(&format!("{node}.key")),
-    ];
-    args.extend(common_device_args());
+    let mut extra = vec!["--heartbeat-seconds", "2"];
+    let common = common_device_args();
+    extra.extend(common.iter().map(String::as_str));
+    let args = device_args(&cluster, &ca, certs.path(), node, 0, &extra);
     let mut agent = AgentProcess::start_linked(&registry.host(), node, args).expect("agent");
     let hub_log = cluster.replicas[0].data_dir.with_extension("log");
     let agent_log = agent.dir.path().join("agent.log");

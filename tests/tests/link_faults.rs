@@ -24,7 +24,7 @@ use flotilla_tests::devices::{
 };
 use flotilla_tests::hub::{Cluster, ClusterOptions};
 use flotilla_tests::kubectl::Kubectl;
-use flotilla_tests::mqtt::{HUB_USER, Mosquitto, TestPki};
+use flotilla_tests::mqtt::{Mosquitto, TestPki, device_link_args, hub_broker_args};
 use flotilla_tests::netns::HubNet;
 use flotilla_tests::registry::{Registry, RegistryOptions};
 
@@ -334,44 +334,18 @@ fn devices_and_the_hub_ride_out_a_restart_of_an_external_mosquitto() {
     push_busybox(&registry.host(), &[&image]);
     let pki = TestPki::new().expect("pki");
     let mut broker = Mosquitto::start(&pki).expect("mosquitto");
-    let (hub_cert, hub_key) = pki.issue(HUB_USER, false).expect("hub certificate");
     let cluster = Cluster::start(
         1,
         ClusterOptions {
-            extra_args: vec![
-                "--mqtt-broker".into(),
-                broker.address(),
-                "--mqtt-ca".into(),
-                pki.ca().display().to_string(),
-                "--mqtt-cert".into(),
-                hub_cert.display().to_string(),
-                "--mqtt-key".into(),
-                key_path(&hub_key),
-                "--lease-renewal-seconds".into(),
-                "1".into(),
-            ],
+            extra_args: hub_broker_args(&broker, &pki),
             ..ClusterOptions::default()
         },
     );
     let node = "behind-mosquitto";
-    let (cert, key) = pki.issue(node, false).expect("device certificate");
     let agent = AgentProcess::start_linked(
         &registry.host(),
         node,
-        vec![
-            "--hub".into(),
-            broker.address(),
-            "--hub-ca".into(),
-            pki.ca().display().to_string(),
-            "--cert".into(),
-            cert.display().to_string(),
-            "--key".into(),
-            key_path(&key),
-            "--heartbeat-seconds".into(),
-            "2".into(),
-            "--disk-pressure-percent".into(),
-            "0".into(),
-        ],
+        device_link_args(&broker, &pki, node),
     )
     .expect("agent");
     let kubectl = Kubectl::new(&cluster.replicas[0].kubeconfig());
@@ -408,8 +382,4 @@ fn devices_and_the_hub_ride_out_a_restart_of_an_external_mosquitto() {
         "first was restarted\n{}",
         context()
     );
-}
-
-fn key_path(path: &std::path::Path) -> String {
-    path.display().to_string()
 }
