@@ -116,8 +116,10 @@ fn a_crashing_container_restarts_with_backoff() {
     agent.wait_for(&uid, LONG, "restarted twice", |s| {
         s.containers[0].restart_count == 2
     });
-    agent.wait_for(&uid, LONG, "running the third run", |s| {
-        !s.containers[0].container_id.is_empty() && s.containers[0].container_id.ends_with("-2")
+    // The third run: seen running, or already over (it exits at once, and
+    // on a loaded machine the status may move past it between two looks).
+    agent.wait_for(&uid, LONG, "the third run", |s| {
+        s.containers[0].container_id.ends_with("-2") || s.containers[0].restart_count >= 3
     });
     assert!(
         started.elapsed() >= Duration::from_secs(8),
