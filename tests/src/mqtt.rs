@@ -343,3 +343,25 @@ pub fn hub_broker_args(broker: &Mosquitto, pki: &TestPki) -> Vec<String> {
     .map(str::to_owned)
     .to_vec()
 }
+
+/// The topics device-1 must not publish on: device-2's status topics and
+/// every desired or enrollment-response topic.
+pub const FOREIGN_TOPICS_OF_DEVICE_1: [&str; 5] = [
+    "flotilla/v1/nodes/device-2/heartbeat",
+    "flotilla/v1/nodes/device-2/status",
+    "flotilla/v1/nodes/device-2/desired",
+    "flotilla/v1/nodes/device-1/desired",
+    "flotilla/v1/enroll/device-2/response",
+];
+
+/// Writes a heartbeat naming `node` (a wire message, as a device sends it)
+/// into a file in `dir`, for `mosquitto_pub -f`; answers its path.
+pub fn heartbeat_file(dir: &Path, node: &str) -> PathBuf {
+    let bytes = wire::encode(&Message::Heartbeat(wire::Heartbeat {
+        node: node.to_owned(),
+        ..Default::default()
+    }));
+    let path = dir.join(format!("heartbeat-of-{node}"));
+    std::fs::write(&path, bytes).expect("write the heartbeat file");
+    path
+}

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use flotilla_shared::wire::{ContainerState, DesiredState, Message, PodPhase, topics};
 use flotilla_tests::agent::{AgentProcess, registry_with_busybox, shell_pod, unique_uid};
-use flotilla_tests::mqtt::{HubClient, Mosquitto, TestPki};
+use flotilla_tests::mqtt::{
+    FOREIGN_TOPICS_OF_DEVICE_1, HubClient, Mosquitto, TestPki, heartbeat_file,
+};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -240,21 +242,9 @@ fn a_device_can_reach_only_its_own_topics() {
 
     // device-1 cannot speak for device-2, nor write device-2's desired
     // state; the hub hears only device-1's own topics.
-    let forged =
-        flotilla_shared::wire::encode(&Message::Heartbeat(flotilla_shared::wire::Heartbeat {
-            node: "device-2".into(),
-            ..Default::default()
-        }));
-    let payload = std::env::temp_dir().join(format!("flotilla-forged-{}", unique_uid()));
-    std::fs::write(&payload, &forged).unwrap();
+    let payload = heartbeat_file(pki.dir.path(), "device-2");
     let payload_arg = payload.display().to_string();
-    for topic in [
-        "flotilla/v1/nodes/device-2/heartbeat",
-        "flotilla/v1/nodes/device-2/status",
-        "flotilla/v1/nodes/device-2/desired",
-        "flotilla/v1/nodes/device-1/desired",
-        "flotilla/v1/enroll/device-2/response",
-    ] {
+    for topic in FOREIGN_TOPICS_OF_DEVICE_1 {
         let out = mosquitto_client(
             "mosquitto_pub",
             &broker,

@@ -16,7 +16,10 @@ use flotilla_tests::agent::{AgentProcess, registry_with_busybox};
 use flotilla_tests::devices::device_args;
 use flotilla_tests::hub::{Cluster, ClusterOptions};
 use flotilla_tests::kubectl::Kubectl;
-use flotilla_tests::mqtt::{Mosquitto, TestPki, device_link_args, hub_broker_args};
+use flotilla_tests::mqtt::{
+    FOREIGN_TOPICS_OF_DEVICE_1, Mosquitto, TestPki, device_link_args, heartbeat_file,
+    hub_broker_args,
+};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(90);
@@ -365,22 +368,8 @@ fn on_the_embedded_endpoint_a_device_reaches_only_its_own_topics() {
 
     // device-1 cannot publish for device-2, nor on any desired topic: the
     // endpoint closes the connection instead of acknowledging.
-    let forged = flotilla_shared::wire::encode(&flotilla_shared::wire::Message::Heartbeat(
-        flotilla_shared::wire::Heartbeat {
-            node: "device-2".into(),
-            ..Default::default()
-        },
-    ));
-    let payload = dir.join("forged");
-    std::fs::write(&payload, &forged).unwrap();
-    let payload = payload.display().to_string();
-    for topic in [
-        "flotilla/v1/nodes/device-2/heartbeat",
-        "flotilla/v1/nodes/device-2/status",
-        "flotilla/v1/nodes/device-2/desired",
-        "flotilla/v1/nodes/device-1/desired",
-        "flotilla/v1/enroll/device-2/response",
-    ] {
+    let payload = heartbeat_file(dir, "device-2").display().to_string();
+    for topic in FOREIGN_TOPICS_OF_DEVICE_1 {
         let out = mosquitto_client(
             "mosquitto_pub",
             &endpoint,
@@ -395,14 +384,7 @@ fn on_the_embedded_endpoint_a_device_reaches_only_its_own_topics() {
     }
     // Its own heartbeat topic is open to it (the refusals above are ACLs,
     // not a broken connection).
-    let own_heartbeat = flotilla_shared::wire::encode(&flotilla_shared::wire::Message::Heartbeat(
-        flotilla_shared::wire::Heartbeat {
-            node: "device-1".into(),
-            ..Default::default()
-        },
-    ));
-    let own_payload = dir.join("own");
-    std::fs::write(&own_payload, &own_heartbeat).unwrap();
+    let own_payload = heartbeat_file(dir, "device-1");
     let out = mosquitto_client(
         "mosquitto_pub",
         &endpoint,
