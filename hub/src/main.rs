@@ -151,6 +151,15 @@ struct Mqtt {
     /// heartbeats between renewals stay in memory).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_renewal_seconds: u64,
+    /// How long the device certificates this hub issues are valid, in
+    /// seconds (30 days; agents renew at about two thirds).
+    #[arg(long, default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(60..=3650 * 86_400))]
+    device_cert_seconds: u64,
+    /// How many days after its expiry a device certificate may still renew
+    /// itself (a device back from a long time offline); past it, the device
+    /// enrolls again with a bootstrap token.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(0..=3650))]
+    device_renewal_grace_days: u64,
 }
 
 impl Mqtt {
@@ -310,6 +319,8 @@ async fn run_server(args: Server) -> anyhow::Result<ExitCode> {
             token_file: args.token_auth_file,
             bookmark_interval: Duration::from_secs(args.watch_bookmark_interval_s.max(1)),
             compaction_interval: Duration::from_secs(args.compaction_interval_s),
+            device_cert_validity: Duration::from_secs(args.mqtt.device_cert_seconds),
+            device_renewal_grace: Duration::from_secs(args.mqtt.device_renewal_grace_days * 86_400),
             ..ApiConfig::default()
         },
         scheduler: flotilla_hub::scheduler::Config {

@@ -163,8 +163,16 @@ pub async fn run(
     let api_port = api_listener.local_addr()?.port();
     let mut api_tls = tls.server_config(pki::ClientAuth::Optional)?;
     api_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let issuer = crate::gateway::enroll::DeviceIssuer::new(
+        pki::ClusterCa::load(tls.dir())
+            .context("load the cluster CA to issue device certificates")?,
+        args.api.device_cert_validity,
+        args.api.device_renewal_grace,
+    );
     let api_state = Arc::new(
-        api::Api::new(node.clone(), args.api.clone()).context("configure the API server")?,
+        api::Api::new(node.clone(), args.api.clone())
+            .context("configure the API server")?
+            .with_devices(issuer),
     );
     let (policy_ready, _) = tokio::sync::watch::channel(false);
     tokio::spawn(api::sync::follow(
@@ -213,10 +221,15 @@ pub async fn run(
                 TlsAcceptor::from(Arc::new(tls.server_config(pki::ClientAuth::Required)?));
             let (events, from_devices) = tokio::sync::mpsc::unbounded_channel();
             let storage = api_state.storage.clone();
+            let (revocations, revoked) = tokio::sync::watch::channel(None);
             let gateway = tokio::spawn(async move {
-                let endpoint = crate::gateway::endpoint::serve(listener, acceptor, events);
-                let gateway =
-                    crate::gateway::link::run_embedded(storage, from_devices, lease_renewal);
+                let endpoint = crate::gateway::endpoint::serve(listener, acceptor, events, revoked);
+                let gateway = crate::gateway::link::run_embedded(
+                    storage,
+                    from_devices,
+                    revocations,
+                    lease_renewal,
+                );
                 tokio::select! {
                     () = endpoint => {}
                     () = gateway => {}

@@ -44,6 +44,7 @@
 //! [`wire`] (messages, topics, the revision rule).
 #![forbid(unsafe_code)]
 
+pub mod enroll;
 pub mod manifest;
 pub mod model;
 pub mod quantity;

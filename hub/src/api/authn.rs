@@ -308,6 +308,7 @@ mod tests {
         Identity {
             common_name: cn.into(),
             organizations: orgs.iter().map(|o| o.to_string()).collect(),
+            not_before: SystemTime::UNIX_EPOCH,
         }
     }
 

@@ -47,6 +47,10 @@ pub struct ApiConfig {
     pub max_watch: Duration,
     /// How often the store's history is compacted (zero: never).
     pub compaction_interval: Duration,
+    /// How long a device certificate is valid.
+    pub device_cert_validity: Duration,
+    /// How long after its expiry a device certificate may still renew.
+    pub device_renewal_grace: Duration,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +62,8 @@ impl Default for ApiConfig {
             bookmark_interval: Duration::from_secs(60),
             max_watch: Duration::from_secs(30 * 60),
             compaction_interval: Duration::from_secs(5 * 60),
+            device_cert_validity: Duration::from_secs(30 * 24 * 3600),
+            device_renewal_grace: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
@@ -71,6 +77,9 @@ pub struct Api {
     pub authz: Arc<RwLock<Authorizer>>,
     pub metrics: Metrics,
     pub config: ApiConfig,
+    /// Issues device certificates (enrollment and renewal); `None`: the
+    /// device paths answer 503.
+    pub devices: Option<Arc<crate::gateway::enroll::DeviceIssuer>>,
 }
 
 impl Api {
@@ -85,7 +94,14 @@ impl Api {
             authz: Arc::new(RwLock::new(Authorizer::new())),
             metrics: Metrics::default(),
             config,
+            devices: None,
         })
+    }
+
+    /// Serves the device paths with `issuer`.
+    pub fn with_devices(mut self, issuer: crate::gateway::enroll::DeviceIssuer) -> Self {
+        self.devices = Some(Arc::new(issuer));
+        self
     }
 }
 
@@ -135,6 +151,16 @@ async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
     let span = info_span!("request", %method, %path, user = tracing::field::Empty, code = tracing::field::Empty);
     let labels = metric_labels(&method, info.as_ref().ok());
     let response = async {
+        // A renewal is authenticated by the signature in its body, made
+        // with the key of a certificate that may have expired.
+        if path == flotilla_shared::enroll::RENEW_PATH {
+            if method != Method::POST {
+                return ApiError::MethodNotAllowed.into_response();
+            }
+            return handlers::devices::renew(&api, request.into_body())
+                .await
+                .unwrap_or_else(IntoResponse::into_response);
+        }
         let identity = request
             .extensions()
             .get::<Connection>()
@@ -177,6 +203,11 @@ async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
                 let attrs = non_resource_attributes(&method, &path);
                 if let Err(e) = authorize(&api, &user, &attrs) {
                     return e.into_response();
+                }
+                if path == flotilla_shared::enroll::ENROLL_PATH && method == Method::POST {
+                    return handlers::devices::enroll(&api, &user, request.into_body())
+                        .await
+                        .unwrap_or_else(IntoResponse::into_response);
                 }
                 let headers = request.headers().clone();
                 drop(request);

@@ -27,6 +27,9 @@
 //!   the gateway sends the device's latest desired state, and the agent
 //!   sends its registration and the latest status of every pod on every
 //!   connect;
+//! - **revocation**: a device revoked in `kube-system/flotilla-revoked-devices`
+//!   is refused at CONNECT and its live connection closed (nobody is let
+//!   in before the gateway has loaded the revocations);
 //! - **liveness**: a connection silent for 1.5 keepalives is closed, as a
 //!   broker must; its will, or a lost connection's, reaches the gateway.
 
@@ -45,9 +48,11 @@ use rumqttc::mqttbytes::v4::{
 use rumqttc::mqttbytes::{Error as CodecError, QoS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
+
+use super::enroll::Revocations;
 
 /// The largest packet a device may send or be sent.
 pub const MAX_PACKET: usize = wire::MAX_MESSAGE_BYTES + 4096;
@@ -102,6 +107,7 @@ pub async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     events: mpsc::UnboundedSender<FromDevice>,
+    revocations: Revoked,
 ) {
     let connections = Arc::new(AtomicU64::new(1));
     loop {
@@ -116,6 +122,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let events = events.clone();
+        let revocations = revocations.clone();
         let connection = connections.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let handshake = tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream)).await;
@@ -125,13 +132,44 @@ pub async fn serve(
                 Err(_) => return debug!(%peer, "device TLS handshake timed out"),
             };
             let identity = crate::pki::peer_identity(tls.get_ref().1);
-            let Some(node) = identity.as_ref().and_then(node_of) else {
+            let Some((node, not_before)) = identity
+                .as_ref()
+                .and_then(|id| Some((node_of(id)?, id.not_before)))
+            else {
                 warn!(%peer, ?identity, "refused: not a device certificate");
                 return;
             };
-            serve_device(tls, node, connection, peer, events).await;
+            let device = Device {
+                node,
+                not_before,
+                connection,
+                peer,
+            };
+            serve_device(tls, device, events, revocations).await;
         });
     }
+}
+
+/// The revoked devices as the gateway last loaded them (`None` until it
+/// has: no device is let in before).
+pub type Revoked = watch::Receiver<Option<Arc<Revocations>>>;
+
+/// Whether the revocations say `node`'s certificate from `not_before` is
+/// refused; `None` when they are not loaded yet.
+fn revoked(revocations: &Revoked, node: &str, not_before: std::time::SystemTime) -> Option<bool> {
+    revocations
+        .borrow()
+        .as_ref()
+        .map(|r| r.is_revoked(node, not_before))
+}
+
+/// Who one connection is.
+struct Device {
+    node: String,
+    /// Its certificate's validity start (what revocation compares).
+    not_before: std::time::SystemTime,
+    connection: u64,
+    peer: SocketAddr,
 }
 
 /// The node a certificate names: organization `system:nodes`, common name
@@ -163,6 +201,8 @@ enum Ended {
     Codec(#[from] CodecError),
     #[error("the gateway is gone")]
     GatewayGone,
+    #[error("the device was revoked")]
+    Revoked,
 }
 
 /// Packets in and out of one byte stream.
@@ -206,11 +246,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
 
 async fn serve_device<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
-    node: String,
-    connection: u64,
-    peer: SocketAddr,
+    device: Device,
     events: mpsc::UnboundedSender<FromDevice>,
+    mut revocations: Revoked,
 ) {
+    let Device {
+        node,
+        not_before,
+        connection,
+        peer,
+    } = device;
     let mut framed = Framed::new(stream);
     let connect = match tokio::time::timeout(CONNECT_TIMEOUT, framed.next()).await {
         Ok(Ok(Packet::Connect(connect))) => connect,
@@ -221,7 +266,13 @@ async fn serve_device<S: AsyncRead + AsyncWrite + Unpin>(
     let status_topic = topics::Topic::new(&node, topics::TopicKind::Status)
         .map(|t| t.to_string())
         .unwrap_or_default();
-    let refusal = if connect.client_id != node {
+    let refusal = if revoked(&revocations, &node, not_before) != Some(false) {
+        // Unknown yet counts as refused: the device retries soon.
+        Some((
+            ConnectReturnCode::NotAuthorized,
+            "the device's certificate is revoked (or revocations are not loaded yet)".to_owned(),
+        ))
+    } else if connect.client_id != node {
         Some((
             ConnectReturnCode::BadClientId,
             format!(
@@ -276,7 +327,10 @@ async fn serve_device<S: AsyncRead + AsyncWrite + Unpin>(
         events: &events,
         keep_alive,
     };
-    let ended = session.run(&mut framed, &mut inbox).await;
+    let ended = tokio::select! {
+        ended = session.run(&mut framed, &mut inbox) => ended,
+        () = revocation(&mut revocations, &node, not_before) => Ended::Revoked,
+    };
     let will = match ended {
         Ended::Disconnected => None,
         _ => will,
@@ -427,6 +481,18 @@ impl Session<'_> {
             // once it stored one; the next connection gets the latest anyway.
             Packet::PubAck(_) => Ok(()),
             other => Err(Ended::Refused(format!("unexpected packet {other:?}"))),
+        }
+    }
+}
+
+/// Completes when `node`'s certificate from `not_before` is revoked.
+async fn revocation(revocations: &mut Revoked, node: &str, not_before: std::time::SystemTime) {
+    loop {
+        if revoked(revocations, node, not_before) == Some(true) {
+            return;
+        }
+        if revocations.changed().await.is_err() {
+            return std::future::pending().await;
         }
     }
 }

@@ -34,18 +34,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use flotilla_shared::enroll;
 use flotilla_shared::model::{KINDS, Object};
 use flotilla_shared::wire::{
     self, Message, topics,
     topics::{Topic, TopicKind},
 };
 use rumqttc::QoS;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::broker::{Broker, BrokerEvent};
 use super::endpoint::{FromDevice, ToDevice};
+use super::enroll::Revocations;
 use super::fleet::{Fleet, Update};
 use super::ingest::{Ack, Ingest, Work};
 use crate::api::status::ApiError;
@@ -103,17 +105,20 @@ pub async fn run_external(
 }
 
 /// Runs the gateway of this replica's embedded endpoint, which reports on
-/// `events`.
+/// `events`, and tells it the revoked devices on `revocations`.
 pub async fn run_embedded(
     storage: Storage,
     events: mpsc::UnboundedReceiver<FromDevice>,
+    revocations: watch::Sender<Option<Arc<Revocations>>>,
     lease_renewal: Duration,
 ) {
     let transport = Transport::Embedded(Devices {
         events,
         connected: HashMap::new(),
     });
-    Gateway::new(storage, transport, lease_renewal).run().await;
+    let mut gateway = Gateway::new(storage, transport, lease_renewal);
+    gateway.revocations = Some(revocations);
+    gateway.run().await;
 }
 
 /// The devices connected to this replica's endpoint.
@@ -261,6 +266,8 @@ struct Gateway {
     fleet: Fleet,
     revision: u64,
     ingest: Ingest,
+    /// Where the embedded endpoint learns the revoked devices.
+    revocations: Option<watch::Sender<Option<Arc<Revocations>>>>,
 }
 
 impl Gateway {
@@ -272,6 +279,7 @@ impl Gateway {
             fleet: Fleet::new(),
             revision: 0,
             ingest,
+            revocations: None,
         }
     }
 
@@ -337,6 +345,7 @@ impl Gateway {
     async fn load(&mut self) -> Result<crate::store::Watcher, ApiError> {
         let revision = self.storage.revision().await?;
         let mut fleet = Fleet::new();
+        let mut revocations = Revocations::default();
         for info in KINDS.iter().filter(|i| WATCHED.contains(&i.kind)) {
             let mut request = ListRequest::new(info.kind);
             request.at = ListAt::Revision(revision);
@@ -346,10 +355,11 @@ impl Gateway {
                     .list(request.clone(), Consistency::Stale)
                     .await?;
                 for item in &page.items {
-                    fleet.changed(
-                        &decode(&item.object.value, item.object.resource_version)?,
-                        false,
-                    );
+                    let object = decode(&item.object.value, item.object.resource_version)?;
+                    if let Some(loaded) = revocations_in(&object) {
+                        revocations = loaded;
+                    }
+                    fleet.changed(&object, false);
                 }
                 match page.next {
                     Some(next) => request.at = ListAt::Continue(next),
@@ -357,6 +367,7 @@ impl Gateway {
                 }
             }
         }
+        self.set_revocations(revocations);
         fleet.inherit_published(std::mem::take(&mut self.fleet));
         self.fleet = fleet;
         self.revision = revision;
@@ -369,9 +380,29 @@ impl Gateway {
     }
 
     fn observe(&mut self, object: &Object, deleted: bool) {
+        if let Some(revocations) = revocations_in(object) {
+            self.set_revocations(if deleted {
+                Revocations::default()
+            } else {
+                revocations
+            });
+        }
         self.fleet.changed(object, deleted);
         if let (Object::Pod(pod), true) = (object, deleted) {
             self.ingest.forget_pod(&pod.metadata.uid);
+        }
+    }
+
+    fn set_revocations(&self, revocations: Revocations) {
+        if let Some(sender) = &self.revocations {
+            sender.send_if_modified(|current| {
+                let changed = current.as_deref() != Some(&revocations);
+                if changed {
+                    info!(revoked = ?revocations, "device revocations loaded");
+                    *current = Some(Arc::new(revocations));
+                }
+                changed
+            });
         }
     }
 
@@ -526,6 +557,19 @@ impl Gateway {
             }
         };
         self.ingest.submit(&node, work, ack);
+    }
+}
+
+/// The revocations `object` holds, if it is their ConfigMap.
+fn revocations_in(object: &Object) -> Option<Revocations> {
+    match object {
+        Object::ConfigMap(config_map)
+            if config_map.metadata.namespace == enroll::REVOCATIONS_NAMESPACE
+                && config_map.metadata.name == enroll::REVOCATIONS_CONFIGMAP =>
+        {
+            Some(Revocations::from_config_map(config_map))
+        }
+        _ => None,
     }
 }
 

@@ -15,6 +15,7 @@
 mod broker;
 pub mod desired;
 pub mod endpoint;
+pub mod enroll;
 mod expand;
 pub mod fleet;
 mod ingest;

@@ -22,7 +22,7 @@ use super::files;
 pub(crate) const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// How far back a certificate's validity starts, so that a peer whose clock
 /// is a little behind still accepts it.
-const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// The subject rcgen signs first; [`der::replace_subject`] swaps it out.
 const PLACEHOLDER_CN: &str = "flotilla placeholder subject";
 

@@ -19,6 +19,9 @@ pub struct Identity {
     pub common_name: String,
     /// The subject's organizations, in certificate order: the groups.
     pub organizations: Vec<String>,
+    /// The start of the certificate's validity (what device revocation
+    /// compares).
+    pub not_before: SystemTime,
 }
 
 /// One X.509 certificate, parsed once to be sure it is one.
@@ -92,11 +95,12 @@ impl Certificate {
 
     /// The end of the certificate's validity.
     pub fn not_after(&self) -> SystemTime {
-        let secs = self.parsed().validity().not_after.timestamp();
-        match u64::try_from(secs) {
-            Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
-            Err(_) => UNIX_EPOCH,
-        }
+        system_time(&self.parsed().validity().not_after)
+    }
+
+    /// The start of the certificate's validity.
+    pub fn not_before(&self) -> SystemTime {
+        system_time(&self.parsed().validity().not_before)
     }
 
     /// The parsed form; the DER was checked when `self` was made.
@@ -120,7 +124,15 @@ pub(crate) fn identity_of(der: &[u8]) -> Option<Identity> {
     Some(Identity {
         common_name,
         organizations,
+        not_before: system_time(&cert.validity().not_before),
     })
+}
+
+fn system_time(time: &x509_parser::time::ASN1Time) -> SystemTime {
+    match u64::try_from(time.timestamp()) {
+        Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+        Err(_) => UNIX_EPOCH,
+    }
 }
 
 /// A private key in PKCS#8. Its `Debug` output never shows the key.

@@ -28,6 +28,8 @@ use flotilla_shared::model::{
 
 use crate::api::user::{AUTHENTICATED, MASTERS};
 
+/// The ClusterRole that lets bootstrap tokens enroll devices.
+pub const DEVICE_BOOTSTRAPPER: &str = "flotilla:device-bootstrapper";
 /// The label every object of the bootstrap policy carries.
 pub const BOOTSTRAPPING_LABEL: &str = "kubernetes.io/bootstrapping";
 /// Its value.
@@ -291,6 +293,13 @@ pub fn bootstrap_policy() -> Vec<Object> {
             vec![url_rule(&["get"], &health)],
         ),
         cluster_role("system:node", &[], Vec::new()),
+        // Devices enroll with bootstrap tokens (Kubernetes' counterpart:
+        // `system:node-bootstrapper`, creating CertificateSigningRequests).
+        cluster_role(
+            DEVICE_BOOTSTRAPPER,
+            &[],
+            vec![url_rule(&["post"], &[flotilla_shared::enroll::ENROLL_PATH])],
+        ),
         binding_to_groups("cluster-admin", &[MASTERS]),
         binding_to_groups("system:discovery", &[AUTHENTICATED]),
         binding_to_groups("system:basic-user", &[AUTHENTICATED]),
@@ -298,6 +307,7 @@ pub fn bootstrap_policy() -> Vec<Object> {
             "system:public-info-viewer",
             &[AUTHENTICATED, UNAUTHENTICATED],
         ),
+        binding_to_groups(DEVICE_BOOTSTRAPPER, &[crate::api::authn::BOOTSTRAPPERS]),
     ]
 }
 
@@ -379,6 +389,10 @@ mod tests {
         let anyone = UserInfo::new("alice", [AUTHENTICATED]);
         let anonymous = UserInfo::new("system:anonymous", [UNAUTHENTICATED]);
         let master = UserInfo::new("root", [MASTERS]);
+        let bootstrapper = UserInfo::new(
+            "system:bootstrap:abcdef",
+            [crate::api::authn::BOOTSTRAPPERS, AUTHENTICATED],
+        );
         let path = |p: &str| Attributes::non_resource("get", p);
         let cases: &[(&str, &UserInfo, Attributes, bool)] = &[
             ("discovery root", &anyone, path("/api"), true),
@@ -414,6 +428,24 @@ mod tests {
                 "no resources by default",
                 &anyone,
                 Attributes::resource("list", "", "pods", "default", ""),
+                false,
+            ),
+            (
+                "bootstrap tokens enroll devices",
+                &bootstrapper,
+                Attributes::non_resource("post", flotilla_shared::enroll::ENROLL_PATH),
+                true,
+            ),
+            (
+                "other users do not",
+                &anyone,
+                Attributes::non_resource("post", flotilla_shared::enroll::ENROLL_PATH),
+                false,
+            ),
+            (
+                "bootstrap tokens get nothing else",
+                &bootstrapper,
+                Attributes::resource("list", "", "nodes", "", ""),
                 false,
             ),
             ("anonymous health", &anonymous, path("/healthz"), true),

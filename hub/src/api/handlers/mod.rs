@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+pub mod devices;
 mod get;
 mod list;
 mod non_resource;
