@@ -153,7 +153,7 @@ struct Mqtt {
     lease_renewal_seconds: u64,
     /// How long the device certificates this hub issues are valid, in
     /// seconds (30 days; agents renew at about two thirds).
-    #[arg(long, default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(60..=3650 * 86_400))]
+    #[arg(long, default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(10..=3650 * 86_400))]
     device_cert_seconds: u64,
     /// How many days after its expiry a device certificate may still renew
     /// itself (a device back from a long time offline); past it, the device

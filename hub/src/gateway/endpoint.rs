@@ -266,12 +266,20 @@ async fn serve_device<S: AsyncRead + AsyncWrite + Unpin>(
     let status_topic = topics::Topic::new(&node, topics::TopicKind::Status)
         .map(|t| t.to_string())
         .unwrap_or_default();
-    let refusal = if revoked(&revocations, &node, not_before) != Some(false) {
-        // Unknown yet counts as refused: the device retries soon.
-        Some((
+    let refusal = match revoked(&revocations, &node, not_before) {
+        Some(false) => None,
+        Some(true) => Some((
             ConnectReturnCode::NotAuthorized,
-            "the device's certificate is revoked (or revocations are not loaded yet)".to_owned(),
-        ))
+            "the device's certificate is revoked".to_owned(),
+        )),
+        // Not loaded yet: nobody is let in, and the device retries soon.
+        None => Some((
+            ConnectReturnCode::ServiceUnavailable,
+            "the revoked devices are not loaded yet".to_owned(),
+        )),
+    };
+    let refusal = if refusal.is_some() {
+        refusal
     } else if connect.client_id != node {
         Some((
             ConnectReturnCode::BadClientId,

@@ -95,16 +95,31 @@ impl DeviceIssuer {
         }
     }
 
-    /// The certificate naming `node` for `request`'s key.
-    pub fn issue(&self, node: &str, request: &SigningRequest) -> Result<Certificate, Refusal> {
+    /// The certificate naming `node` for `request`'s key. After a
+    /// revocation of the node, its validity starts after the revocation
+    /// (a certificate's validity starts a little before it is issued, for
+    /// peers whose clock is behind).
+    pub fn issue(
+        &self,
+        node: &str,
+        request: &SigningRequest,
+        revocations: &Revocations,
+    ) -> Result<Certificate, Refusal> {
         topics::validate_node_name(node).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let mut now = SystemTime::now();
+        if let Some(Some(revoked_at)) = revocations.nodes.get(node) {
+            let after =
+                *revoked_at + crate::pki::clock_skew(self.validity) + Duration::from_secs(1);
+            now = now.max(after);
+        }
         self.ca
-            .sign_csr(
+            .sign_csr_at(
                 &request.pem,
                 Some(node),
                 &[NODES_GROUP.to_owned()],
                 CertUsage::Client,
                 self.validity,
+                now,
             )
             .map_err(|e| Refusal::Malformed(e.to_string()))
     }
@@ -185,14 +200,14 @@ impl Revocations {
         Revocations { nodes }
     }
 
-    /// Whether `node`'s certificate valid from `not_before` is revoked. A
-    /// certificate's validity starts a little before it was issued (for
-    /// peers whose clock is behind); it is issued at `not_before` plus that.
+    /// Whether `node`'s certificate valid from `not_before` is revoked
+    /// (issued before the revocation: [`DeviceIssuer::issue`] starts the
+    /// validity of later ones after it).
     pub fn is_revoked(&self, node: &str, not_before: SystemTime) -> bool {
         match self.nodes.get(node) {
             None => false,
             Some(None) => true,
-            Some(Some(at)) => not_before + crate::pki::CLOCK_SKEW < *at,
+            Some(Some(at)) => not_before < *at,
         }
     }
 

@@ -21,8 +21,15 @@ use super::files;
 /// How long a generated CA is valid.
 pub(crate) const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// How far back a certificate's validity starts, so that a peer whose clock
-/// is a little behind still accepts it.
-pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+/// is a little behind still accepts it; a tenth of a shorter life (a
+/// device renewing at two thirds of its life must not find it mostly
+/// spent at once).
+const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// How far back the validity of a certificate valid `validity` starts.
+pub(crate) fn clock_skew(validity: Duration) -> Duration {
+    CLOCK_SKEW.min(validity / 10)
+}
 /// The subject rcgen signs first; [`der::replace_subject`] swaps it out.
 const PLACEHOLDER_CN: &str = "flotilla placeholder subject";
 
@@ -320,7 +327,7 @@ impl ClusterCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = request.usage.extended_key_usages();
         params.use_authority_key_identifier_extension = true;
-        params.not_before = (now - CLOCK_SKEW).into();
+        params.not_before = (now - clock_skew(request.validity)).into();
         params.not_after = (now + request.validity).into();
         params.serial_number = Some(random_serial()?);
         let draft = params

@@ -40,7 +40,7 @@ mod tls;
 
 use std::path::PathBuf;
 
-pub(crate) use ca::CLOCK_SKEW;
+pub(crate) use ca::clock_skew;
 pub use ca::{CertRequest, CertUsage, ClusterCa};
 pub use cert::{Certificate, Identity, IssuedCert, PrivateKey};
 pub use replica::{Host, ReplicaPki};

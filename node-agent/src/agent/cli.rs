@@ -43,12 +43,24 @@ pub struct RunArgs {
     /// The CA certificate (PEM) the hub's certificate must chain to.
     #[arg(long)]
     pub hub_ca: Option<PathBuf>,
-    /// The device's certificate (PEM), naming the node.
+    /// The device's certificate (PEM), naming the node; written here when
+    /// the device enrolls or renews.
     #[arg(long)]
     pub cert: Option<PathBuf>,
-    /// The device's private key (PEM).
+    /// The device's private key (PEM); written here when it enrolls or
+    /// renews.
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// A file holding a bootstrap token (`ID.SECRET`): without a
+    /// certificate, the device enrolls with it; refused a renewal, it
+    /// enrolls again.
+    #[arg(long, requires = "apis")]
+    pub bootstrap_token_file: Option<PathBuf>,
+    /// A hub's Kubernetes API address (`host:port`), for enrollment and
+    /// certificate renewal; repeatable. Without it, the certificate is
+    /// never renewed.
+    #[arg(long = "api")]
+    pub apis: Vec<crate::link::HubAddress>,
     /// Seconds between heartbeats (the hub's liveness signal).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub heartbeat_seconds: u64,
@@ -205,27 +217,61 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         let (Some(ca), Some(cert), Some(key)) = (&args.hub_ca, &args.cert, &args.key) else {
             anyhow::bail!("--hub needs --hub-ca, --cert and --key");
         };
-        let config = link::LinkConfig {
+        let bootstrap_token = match &args.bootstrap_token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let identity = link::identity::IdentityConfig {
             node: args.node.clone(),
-            hubs: args.hubs.clone(),
-            tls: Arc::new(link::tls_config(ca, cert, key)?),
-            heartbeat: Duration::from_secs(args.heartbeat_seconds),
-            keep_alive: Duration::from_secs(args.keep_alive_seconds),
+            apis: args.apis.clone(),
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            bootstrap_token,
+        };
+        link::identity::recover(&identity)?;
+        if !link::identity::enrolled(&identity) && identity.bootstrap_token.is_none() {
+            anyhow::bail!(
+                "{} or {} is missing, and there is no --bootstrap-token-file to enroll with",
+                cert.display(),
+                key.display()
+            );
+        }
+        // Checked now when there is a certificate: a bad file is an error
+        // at start, not a link that never comes up.
+        let tls = link::identity::enrolled(&identity)
+            .then(|| link::tls_config(ca, cert, key))
+            .transpose()?;
+        let device = link::device::Identity {
+            node: args.node.clone(),
+            container_runtime: choice
+                .binary
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            labels: args.node_labels.iter().cloned().collect(),
+            max_pods: args.max_pods,
+            // At most a day, by the flag's range.
+            heartbeat_seconds: u32::try_from(args.heartbeat_seconds).unwrap_or(u32::MAX),
+            disk_pressure_percent: args.disk_pressure_percent,
+        };
+        let (node, hubs) = (args.node.clone(), args.hubs.clone());
+        let (heartbeat, keep_alive) = (args.heartbeat_seconds, args.keep_alive_seconds);
+        let config = move |tls, refused| link::LinkConfig {
+            node,
+            hubs,
+            tls,
+            heartbeat: Duration::from_secs(heartbeat),
+            keep_alive: Duration::from_secs(keep_alive),
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
-            identity: link::device::Identity {
-                node: args.node.clone(),
-                container_runtime: choice
-                    .binary
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                labels: args.node_labels.iter().cloned().collect(),
-                max_pods: args.max_pods,
-                // At most a day, by the flag's range.
-                heartbeat_seconds: u32::try_from(args.heartbeat_seconds).unwrap_or(u32::MAX),
-                disk_pressure_percent: args.disk_pressure_percent,
-            },
+            identity: device,
+            refused,
         };
         let listed = Arc::clone(&services);
         let side = link::AgentSide {
@@ -245,7 +291,39 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             }),
             state_dir: paths.state_dir.clone(),
         };
-        tokio::spawn(link::run(config, side, shutdown_rx.clone()));
+        let mut shutdown = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let tls = match tls {
+                Some(tls) => tls,
+                // Enroll first; the pods the device holds run meanwhile.
+                None => match link::identity::ensure_enrolled(&identity, &mut shutdown).await {
+                    Ok(true) => match link::tls_config(&identity.ca, &identity.cert, &identity.key)
+                    {
+                        Ok(tls) => tls,
+                        Err(error) => {
+                            return tracing::error!(%error, "the enrolled certificate is unusable");
+                        }
+                    },
+                    Ok(false) => return,
+                    Err(error) => return tracing::error!(%error, "enrollment failed"),
+                },
+            };
+            let (tls_tx, tls_rx) = watch::channel(Arc::new(tls));
+            let refused = if identity.apis.is_empty() {
+                tracing::warn!("no --api address: the device certificate will not be renewed");
+                None
+            } else {
+                let refused = Arc::new(tokio::sync::Notify::new());
+                tokio::spawn(link::identity::maintain(
+                    identity,
+                    tls_tx,
+                    Arc::clone(&refused),
+                    shutdown.clone(),
+                ));
+                Some(refused)
+            };
+            link::run(config(tls_rx, refused), side, shutdown).await;
+        });
     }
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

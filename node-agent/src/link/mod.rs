@@ -20,6 +20,7 @@
 //!   links.
 
 pub mod device;
+pub mod identity;
 pub mod outbox;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -72,13 +73,16 @@ impl std::str::FromStr for HubAddress {
 pub struct LinkConfig {
     pub node: String,
     pub hubs: Vec<HubAddress>,
-    pub tls: Arc<rustls::ClientConfig>,
+    /// The TLS configuration of the next connection (renewals replace it).
+    pub tls: watch::Receiver<Arc<rustls::ClientConfig>>,
     pub heartbeat: Duration,
     pub keep_alive: Duration,
     /// First reconnect delay (before jitter); doubles up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
     pub identity: device::Identity,
+    /// Told when the hub refuses the device's certificate.
+    pub refused: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Why the link could not be set up.
@@ -169,6 +173,7 @@ enum Ended {
 /// Runs the link until `shutdown`.
 pub async fn run(config: LinkConfig, mut agent: AgentSide, mut shutdown: watch::Receiver<bool>) {
     let mut outbox = Outbox::default();
+    let mut renewed = config.tls.clone();
     let mut seq = 0u64;
     let mut failures = 0u32;
     let mut attempt = 0usize;
@@ -200,6 +205,8 @@ pub async fn run(config: LinkConfig, mut agent: AgentSide, mut shutdown: watch::
                 tracing::warn!(hub = %format!("{}:{}", hub.host, hub.port), %error, retry_in = ?delay, "hub link down");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
+                    // A new certificate: try it at once.
+                    Ok(()) = renewed.changed() => failures = 0,
                     _ = shutdown.changed() => return,
                 }
             }
@@ -215,6 +222,19 @@ pub fn backoff(failures: u32, min: Duration, max: Duration, random: f64) -> Dura
         .saturating_mul(2u32.saturating_pow(failures.min(20)))
         .min(max);
     ceiling.mul_f64(random.clamp(0.0, 1.0))
+}
+
+/// Whether the hub refused who the device is (its certificate, at the TLS
+/// handshake or at CONNECT) rather than the connection failing.
+fn refuses_identity(error: &ConnectionError) -> bool {
+    use rumqttc::ConnectReturnCode::{BadUserNamePassword, NotAuthorized};
+    match error {
+        ConnectionError::ConnectionRefused(NotAuthorized | BadUserNamePassword)
+        | ConnectionError::Tls(_) => true,
+        // TLS 1.3: the server's verdict on the client's certificate comes
+        // as an alert after the client's side of the handshake is done.
+        other => other.to_string().contains("alert"),
+    }
 }
 
 fn unix_ms() -> u64 {
@@ -262,7 +282,7 @@ fn options(config: &LinkConfig, hub: &HubAddress, session: u64) -> MqttOptions {
             false,
         ))
         .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::clone(&config.tls),
+            Arc::clone(&config.tls.borrow()),
         )));
     options
 }
@@ -329,7 +349,14 @@ async fn serve(
             event = events.recv() => {
                 let event = match event {
                     Some(Ok(event)) => event,
-                    Some(Err(e)) => return Ended::Failed(e.to_string()),
+                    Some(Err(e)) => {
+                        if refuses_identity(&e) && let Some(refused) = &config.refused {
+                            // Perhaps revoked or expired: renewing (or
+                            // enrolling again) tells, and may fix it.
+                            refused.notify_one();
+                        }
+                        return Ended::Failed(e.to_string());
+                    }
                     None => return Ended::Failed("the event loop ended".into()),
                 };
                 match event {

@@ -95,7 +95,9 @@ pub async fn enroll(api: &Api, user: &UserInfo, request: Body) -> Result<Respons
         }
         Err(e) => return Err(e),
     }
-    let certificate = issuer.issue(&node, &request).map_err(refused)?;
+    let certificate = issuer
+        .issue(&node, &request, &revocations(api).await?)
+        .map_err(refused)?;
     tracing::info!(%node, user = %user.name, key = %request.key_sha256, "device enrolled");
     Ok(issued(&certificate))
 }
@@ -111,7 +113,9 @@ pub async fn renew(api: &Api, request: Body) -> Result<Response, ApiError> {
             tracing::warn!(error = %refusal, "device certificate renewal refused");
             refused(refusal)
         })?;
-    let certificate = issuer.issue(&node, &request).map_err(refused)?;
+    let certificate = issuer
+        .issue(&node, &request, &revocations)
+        .map_err(refused)?;
     tracing::info!(%node, key = %request.key_sha256, "device certificate renewed");
     Ok(issued(&certificate))
 }

@@ -67,7 +67,9 @@ fn an_enrolled_certificate_names_the_node_for_the_requests_key_only() {
     let issuer = issuer();
     let key = new_key();
     let request = SigningRequest::parse(&csr(&key)).unwrap();
-    let cert = issuer.issue("dev-1", &request).unwrap();
+    let cert = issuer
+        .issue("dev-1", &request, &Revocations::default())
+        .unwrap();
     let identity = cert.identity().unwrap();
     assert_eq!(identity.common_name, "dev-1");
     assert_eq!(identity.organizations, vec![NODES_GROUP.to_owned()]);
@@ -76,7 +78,18 @@ fn an_enrolled_certificate_names_the_node_for_the_requests_key_only() {
     assert_eq!(spki, key.subject_public_key_info());
     assert_eq!(request.key_sha256.len(), 64);
     let lifetime = cert.not_after().duration_since(cert.not_before()).unwrap();
-    assert_eq!(lifetime, 30 * DAY + crate::pki::CLOCK_SKEW);
+    assert_eq!(lifetime, 30 * DAY + Duration::from_secs(300));
+    // A short life starts a tenth of it early, not five minutes.
+    let short = DeviceIssuer::new(
+        ClusterCa::generate("test CA").unwrap(),
+        Duration::from_secs(60),
+        DAY,
+    );
+    let cert = short
+        .issue("dev-1", &request, &Revocations::default())
+        .unwrap();
+    let lifetime = cert.not_after().duration_since(cert.not_before()).unwrap();
+    assert_eq!(lifetime, Duration::from_secs(66));
 }
 
 #[test]
@@ -85,7 +98,10 @@ fn enrollment_refuses_bad_names_and_bad_requests() {
     let request = SigningRequest::parse(&csr(&new_key())).unwrap();
     for name in ["", "Dev_1", "a/b", "dev+1", "dev#1"] {
         assert!(
-            matches!(issuer.issue(name, &request), Err(Refusal::Malformed(_))),
+            matches!(
+                issuer.issue(name, &request, &Revocations::default()),
+                Err(Refusal::Malformed(_))
+            ),
             "{name:?}"
         );
     }
@@ -113,7 +129,9 @@ fn a_device_renews_with_its_current_key_even_after_months_offline() {
             .check_renewal(&body, &Revocations::default(), now)
             .unwrap();
         assert_eq!(node, "dev-1");
-        let renewed = issuer.issue(&node, &request).unwrap();
+        let renewed = issuer
+            .issue(&node, &request, &Revocations::default())
+            .unwrap();
         assert!(renewed.not_after() > now + 29 * DAY);
     }
 }
@@ -197,18 +215,18 @@ fn revocation_refuses_certificates_issued_before_it_and_only_those() {
     assert!(matches!(check(&before), Err(Refusal::Forbidden(m)) if m.contains("revoked")));
     assert!(check(&after).is_ok());
     assert!(check(&other).is_ok());
-    // Issued one second before the revocation: refused; one after: not.
-    let revoked_at = now - DAY;
-    let edge = |issued: SystemTime| {
-        revocations.is_revoked(
-            "dev-1",
-            device_cert(&issuer, "dev-1", issued, DAY)
-                .certificate
-                .not_before(),
-        )
-    };
-    assert!(edge(revoked_at - Duration::from_secs(1)));
-    assert!(!edge(revoked_at + Duration::from_secs(1)));
+    // Valid from one second before the revocation: refused; from the
+    // revocation on: not.
+    let revoked_at = crate::api::time::parse_time(&at).unwrap();
+    let one = Duration::from_secs(1);
+    assert!(revocations.is_revoked("dev-1", revoked_at - one));
+    assert!(!revocations.is_revoked("dev-1", revoked_at));
+    // Re-admitted right after its revocation, a device's new certificate
+    // starts after it.
+    let just_now = revoked("dev-1", &crate::api::time::format_time(SystemTime::now()).0);
+    let request = SigningRequest::parse(&csr(&new_key())).unwrap();
+    let readmitted = issuer.issue("dev-1", &request, &just_now).unwrap();
+    assert!(!just_now.is_revoked("dev-1", readmitted.not_before()));
 }
 
 #[test]
