@@ -25,9 +25,10 @@ pub enum Message {
     LogRequest(LogRequest),
     /// Device → hub, on `logs/response/{request_id}`.
     LogChunk(LogChunk),
-    /// New device → hub, on the enrollment request topic.
+    /// Unused: devices enroll over HTTPS ([`crate::enroll`]), which works
+    /// with any broker. Kept so that later variants keep their index.
     EnrollRequest(EnrollRequest),
-    /// Hub → new device, on the enrollment response topic.
+    /// Unused, as [`Message::EnrollRequest`].
     EnrollResponse(EnrollResponse),
     /// The device's last will, on `status`: the broker publishes it when
     /// the device's connection `session` ends without a clean disconnect.

@@ -10,6 +10,9 @@
 //! | `flotilla/v1/enroll/{node}/request`            | new device → hub | 1 | no      | [`Message::EnrollRequest`]           |
 //! | `flotilla/v1/enroll/{node}/response`           | hub → new device | 1 | no      | [`Message::EnrollResponse`]          |
 //!
+//! The enrollment topics are unused: devices enroll over HTTPS
+//! ([`crate::enroll`]), which works with any broker.
+//!
 //! `{node}` is a DNS-1123 subdomain (the Node object's name), so it never
 //! contains `/`, `+`, `#` or NUL; `{id}` is a decimal `u64` without leading
 //! zeros. rumqttd has no topic ACLs of its own: the broker integration calls
