@@ -135,11 +135,19 @@ impl<C: Cgroups + 'static> Host for LinuxHost<C> {
     }
 
     fn make_spares(&self) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // One at a time: a burst of starts would otherwise make a spare
+        // each, all but one torn down again, competing with the pods' own.
+        static MAKING: AtomicBool = AtomicBool::new(false);
+        if MAKING.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let run_dir = self.paths.run_dir.clone();
         std::thread::spawn(move || {
             if let Err(error) = crate::runtime::sandbox::make_spare(&run_dir) {
                 tracing::warn!(%error, "making a spare pod sandbox");
             }
+            MAKING.store(false, Ordering::Release);
         });
     }
 

@@ -189,9 +189,19 @@ where
                     tracing::info!(revision = next.revision, held = ?revision, "older desired state ignored");
                     continue;
                 }
-                if let Err(error) = keep_leaving_specs(&services.state, held.as_ref(), &next)
-                    .and_then(|()| services.state.store_desired(&next))
-                {
+                // Written off the agent's one thread: the fsyncs would stall
+                // every pod's worker meanwhile.
+                let written = {
+                    let (svc, held, next) = (Arc::clone(&services), held.clone(), next.clone());
+                    tokio::task::spawn_blocking(move || {
+                        keep_leaving_specs(&svc.state, held.as_ref(), &next)
+                            .and_then(|()| svc.state.store_desired(&next))
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the task failed: {e}")))
+                };
+                if let Err(error) = written {
                     // Not acted on unless it is on disk: a crash must not
                     // lose what was acknowledged.
                     tracing::warn!(revision = next.revision, %error, "desired state not stored; not applied");

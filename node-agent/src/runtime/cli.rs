@@ -85,6 +85,9 @@ pub struct RuntimeCli {
     /// next container: a start then does not wait for a process to be
     /// made and to load. Made again after each start.
     spare: Arc<Mutex<Option<tokio::process::Child>>>,
+    /// A spare is being made: a burst of starts makes one, not one each
+    /// (each an exec of the agent, thrown away but the last).
+    refilling: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What `runc state` and `runc list --format json` say about a container.
@@ -116,6 +119,7 @@ impl RuntimeCli {
             config,
             calls: AtomicU64::new(0),
             spare: Arc::default(),
+            refilling: Arc::default(),
         })
     }
 
@@ -340,18 +344,32 @@ impl RuntimeCli {
     /// Starts the next spare shim, off the caller's path (making a process
     /// blocks the thread for a while).
     fn refill_spare(&self) {
+        use std::sync::atomic::Ordering;
+        if self
+            .spare
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+            || self.refilling.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
         let mut cmd = self.standby_command();
         let spare = Arc::clone(&self.spare);
-        tokio::task::spawn_blocking(move || match cmd.spawn() {
-            Ok(child) => {
-                let old = spare
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .replace(child);
-                // Two starts at once made two: the older one ends on EOF.
-                drop(old);
+        let refilling = Arc::clone(&self.refilling);
+        tokio::task::spawn_blocking(move || {
+            match cmd.spawn() {
+                Ok(child) => {
+                    let old = spare
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .replace(child);
+                    // A dead spare replaced: it ends on EOF.
+                    drop(old);
+                }
+                Err(error) => tracing::debug!(%error, "starting a spare shim"),
             }
-            Err(error) => tracing::debug!(%error, "starting a spare shim"),
+            refilling.store(false, Ordering::Release);
         });
     }
 

@@ -5,9 +5,13 @@
 //! 1. **API create → Running at the hub** for 50 pods (image present): each
 //!    pod is created through the Kubernetes API (HTTPS), scheduled, sent to
 //!    the device, started, and reported back; the time runs from sending
-//!    the create to the watch event that shows the pod Running. Targets and
-//!    peers are published figures (none can run here): p99 ≤ 1 s; the
-//!    Kubernetes SLO is 5 s; KubeEdge measured 4.1 s p99.
+//!    the create to the watch event that shows the pod Running. As the
+//!    Kubernetes pod startup SLO is measured (ClusterLoader2 creates pods at
+//!    a set rate and times each), the pods are created one every 100 ms
+//!    (`apply_to_running_*`); then 50 more all at once (`burst_*`), where
+//!    fifty runtime starts share the device's two cores. Targets and peers
+//!    are published figures (none can run here): p99 ≤ 1 s; the Kubernetes
+//!    SLO is 5 s; KubeEdge measured 4.1 s p99.
 //! 2. **Idle bytes per device** at the default settings (heartbeat every
 //!    300 s, MQTT keepalive 3600 s), counted by nftables counters in the
 //!    device's namespace (IP packets: TCP, TLS and MQTT included). An idle
@@ -35,6 +39,8 @@ use crate::netns::{DeviceNet, HubNet};
 use crate::registry::{Registry, RegistryOptions};
 
 const PODS: usize = 50;
+/// The paced measurement creates a pod every this long (10 pods/s).
+const PACE: Duration = Duration::from_millis(100);
 const DEFAULT_HEARTBEAT_S: u64 = 300;
 const DEFAULT_KEEPALIVE_S: u64 = 3600;
 /// 30 days.
@@ -79,61 +85,21 @@ pub async fn run(quick: bool) -> anyhow::Result<Value> {
     api.delete("/api/v1/namespaces/default/pods/warm-up")
         .await?;
 
-    // 1. API create → Running.
-    let names: Vec<String> = (0..PODS).map(|i| format!("bench-{i:02}")).collect();
-    let list = ApiClient::connect(&api_addr, tls.clone())
-        .await?
-        .get("/api/v1/namespaces/default/pods")
-        .await?
-        .json();
-    let from = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("0")
-        .to_owned();
-    let watch = ApiClient::connect(&api_addr, tls.clone())
-        .await?
-        .watch(&format!(
-            "/api/v1/namespaces/default/pods?watch=true&resourceVersion={from}"
-        ))
-        .await?;
-    let watcher = tokio::spawn(running_times(watch, names.clone()));
-    let mut created = HashMap::new();
-    let mut clients = Vec::new();
-    for _ in 0..4 {
-        clients.push(ApiClient::connect(&api_addr, tls.clone()).await?);
-    }
-    let mut tasks = Vec::new();
-    for (i, mut client) in clients.into_iter().enumerate() {
-        let mine: Vec<String> = names.iter().skip(i).step_by(4).cloned().collect();
-        let image = image.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut sent = Vec::new();
-            for name in mine {
-                let at = Instant::now();
-                create(&mut client, &name, &image).await?;
-                sent.push((name, at));
-            }
-            anyhow::Ok(sent)
-        }));
-    }
-    for task in tasks {
-        for (name, at) in task.await?? {
-            created.insert(name, at);
-        }
-    }
-    let running = tokio::time::timeout(Duration::from_secs(120), watcher)
-        .await
-        .context("not every pod Running within 120 s")???;
-    let mut latencies: Vec<f64> = names
-        .iter()
-        .map(|n| (running[n] - created[n]).as_secs_f64() * 1000.0)
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let p50 = percentile(&latencies, 0.50);
-    let p99 = percentile(&latencies, 0.99);
+    // 1. API create → Running: paced as Kubernetes' pod startup SLO is
+    // measured (pods created at a steady rate, each timed), then all at
+    // once (a harsher case: fifty runtime starts share two cores).
+    let paced = measure(&api_addr, &tls, &image, "paced", Some(PACE)).await?;
+    let burst = measure(&api_addr, &tls, &image, "burst", None).await?;
+    let (p50, p99) = (percentile(&paced, 0.50), percentile(&paced, 0.99));
+    let (burst_p50, burst_p99) = (percentile(&burst, 0.50), percentile(&burst, 0.99));
     eprintln!(
-        "API create → Running at the hub, {PODS} pods: p50 {p50:.0} ms, p99 {p99:.0} ms, max {:.0} ms",
-        latencies[latencies.len() - 1]
+        "API create → Running at the hub, {PODS} pods one every {} ms: p50 {p50:.0} ms, p99 {p99:.0} ms, max {:.0} ms",
+        PACE.as_millis(),
+        paced[paced.len() - 1]
+    );
+    eprintln!(
+        "API create → Running at the hub, {PODS} pods at once: p50 {burst_p50:.0} ms, p99 {burst_p99:.0} ms, max {:.0} ms",
+        burst[burst.len() - 1]
     );
 
     // 2. Idle bytes. At the default settings, nothing moves between
@@ -185,7 +151,12 @@ pub async fn run(quick: bool) -> anyhow::Result<Value> {
         "pods": PODS,
         "apply_to_running_p50_ms": round1(p50),
         "apply_to_running_p99_ms": round1(p99),
-        "apply_to_running_max_ms": round1(latencies[latencies.len() - 1]),
+        "apply_to_running_max_ms": round1(paced[paced.len() - 1]),
+        "create_interval_ms": PACE.as_millis(),
+        "burst_apply_to_running_p50_ms": round1(burst_p50),
+        "burst_apply_to_running_p99_ms": round1(burst_p99),
+        "burst_apply_to_running_max_ms": round1(burst[burst.len() - 1]),
+        "burst_p99_vs_target": round2(burst_p99 / 1000.0),
         "target_p99_ms": 1000,
         "p99_vs_target": round2(p99 / 1000.0),
         "p99_vs_kubeedge_published": round2(p99 / 4100.0),
@@ -200,6 +171,74 @@ pub async fn run(quick: bool) -> anyhow::Result<Value> {
         "target_bytes_per_month": 2_000_000,
         "month_vs_target": round2(monthly / 2e6),
     }))
+}
+
+/// Creates [`PODS`] pods named `{prefix}-NN` (every `pace`, or all at once
+/// from four clients) and answers each one's create → Running time in ms,
+/// sorted.
+async fn measure(
+    api_addr: &str,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+    image: &str,
+    prefix: &str,
+    pace: Option<Duration>,
+) -> anyhow::Result<Vec<f64>> {
+    let names: Vec<String> = (0..PODS).map(|i| format!("{prefix}-{i:02}")).collect();
+    let list = ApiClient::connect(api_addr, tls.clone())
+        .await?
+        .get("/api/v1/namespaces/default/pods")
+        .await?
+        .json();
+    let from = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_owned();
+    let watch = ApiClient::connect(api_addr, tls.clone())
+        .await?
+        .watch(&format!(
+            "/api/v1/namespaces/default/pods?watch=true&resourceVersion={from}"
+        ))
+        .await?;
+    let watcher = tokio::spawn(running_times(watch, names.clone()));
+    let clients = if pace.is_some() { 1 } else { 4 };
+    let mut connected = Vec::new();
+    for _ in 0..clients {
+        connected.push(ApiClient::connect(api_addr, tls.clone()).await?);
+    }
+    let mut tasks = Vec::new();
+    for (i, mut client) in connected.into_iter().enumerate() {
+        let mine: Vec<String> = names.iter().skip(i).step_by(clients).cloned().collect();
+        let image = image.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            let mut next = Instant::now();
+            for name in mine {
+                if let Some(pace) = pace {
+                    tokio::time::sleep_until(next).await;
+                    next += pace;
+                }
+                let at = Instant::now();
+                create(&mut client, &name, &image).await?;
+                sent.push((name, at));
+            }
+            anyhow::Ok(sent)
+        }));
+    }
+    let mut created = HashMap::new();
+    for task in tasks {
+        for (name, at) in task.await?? {
+            created.insert(name, at);
+        }
+    }
+    let running = tokio::time::timeout(Duration::from_secs(120), watcher)
+        .await
+        .context("not every pod Running within 120 s")???;
+    let mut latencies: Vec<f64> = names
+        .iter()
+        .map(|n| (running[n] - created[n]).as_secs_f64() * 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
 }
 
 /// Bytes per event of a device sending one every `every` seconds over
