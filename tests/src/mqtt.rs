@@ -249,6 +249,14 @@ impl HubClient {
         Ok(())
     }
 
+    /// Publishes `message` at QoS 1, not retained, on `topic`.
+    pub fn publish(&self, topic: &str, message: &Message) -> anyhow::Result<()> {
+        let payload = wire::encode(message);
+        self.runtime
+            .block_on(self.client.publish(topic, QoS::AtLeastOnce, false, payload))?;
+        Ok(())
+    }
+
     /// Everything received so far.
     pub fn received(&self) -> Vec<(String, Message)> {
         self.received

@@ -3,13 +3,16 @@
 //! enforcing Flotilla's ACL file, registers, sends heartbeats, runs the
 //! desired state a hub-side client publishes (through runc, from a real
 //! registry), reports statuses over MQTT, ignores an older desired state,
-//! and leaves its last will when killed. A second device's certificate is
-//! refused everything of the first's.
+//! and leaves its last will when killed. It serves its containers' logs
+//! (`kubectl logs` and its options) on request. A second device's
+//! certificate is refused everything of the first's.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use flotilla_shared::wire::{ContainerState, DesiredState, Message, PodPhase, topics};
+use flotilla_shared::wire::{
+    ContainerState, DesiredState, LogCancel, LogChunk, LogRequest, Message, PodPhase, topics,
+};
 use flotilla_tests::agent::{AgentProcess, registry_with_busybox, shell_pod, unique_uid};
 use flotilla_tests::mqtt::{
     FOREIGN_TOPICS_OF_DEVICE_1, HubClient, Mosquitto, TestPki, heartbeat_file,
@@ -152,6 +155,161 @@ fn an_agent_follows_its_hub_over_mqtt() {
         assert!(std::time::Instant::now() < deadline, "{}", context());
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The chunks of log request `id` received so far, in order.
+fn chunks(hub: &HubClient, node: &str, id: u64) -> Vec<LogChunk> {
+    let topic = topics::topic(node, topics::TopicKind::LogResponse { request_id: id }).unwrap();
+    let mut chunks: Vec<LogChunk> = hub
+        .received()
+        .into_iter()
+        .filter(|(t, _)| *t == topic)
+        .filter_map(|(_, m)| match m {
+            Message::LogChunk(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    chunks.sort_by_key(|c| c.seq);
+    chunks
+}
+
+fn text(chunks: &[LogChunk]) -> String {
+    String::from_utf8(chunks.iter().flat_map(|c| c.data.clone()).collect()).unwrap()
+}
+
+#[test]
+fn an_agent_serves_its_containers_logs_over_mqtt() {
+    let (registry, image) = registry_with_busybox();
+    let pki = TestPki::new().expect("pki");
+    let broker = Mosquitto::start(&pki).expect("mosquitto");
+    let hub = HubClient::connect(&broker, &pki).expect("hub client");
+    let node = "device-logs";
+    let agent = AgentProcess::start_linked(&registry.host(), node, link_args(&broker, &pki, node))
+        .expect("agent");
+    let context = || format!("agent log:\n{}\nbroker log:\n{}", agent.log(), broker.log());
+    let uid = unique_uid();
+    // stdout and stderr are two pipes: their lines interleave in no set order.
+    let script =
+        "echo err >&2; echo one; echo two; echo three; sleep 3; echo four; exec sleep 3600";
+    let pod = shell_pod(&uid, "talker", &image, &[("main", script)]);
+    hub.publish_desired(&DesiredState {
+        node: node.into(),
+        revision: 1,
+        pods: vec![pod],
+        services: vec![],
+    })
+    .expect("publish");
+    hub.wait_for(LONG, "a Running status", context, |_, m| {
+        matches!(m, Message::PodStatusUpdate(s) if s.pod_uid == uid && s.phase == PodPhase::Running)
+    });
+    let request_topic = topics::topic(node, topics::TopicKind::LogRequest).unwrap();
+    let ask = |request: LogRequest| {
+        hub.publish(&request_topic, &Message::LogRequest(request))
+            .expect("publish");
+    };
+    let complete = |id: u64| {
+        let deadline = std::time::Instant::now() + LONG;
+        loop {
+            let got = chunks(&hub, node, id);
+            if got.last().is_some_and(|c| c.eof) {
+                let seqs: Vec<u64> = got.iter().map(|c| c.seq).collect();
+                assert_eq!(seqs, (0..got.len() as u64).collect::<Vec<_>>(), "{got:?}");
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "request {id}: {got:?}\n{}",
+                context()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let main = |request_id: u64| LogRequest {
+        request_id,
+        pod_uid: uid.clone(),
+        container: "main".into(),
+        ..LogRequest::default()
+    };
+
+    // The whole log, stdout and stderr, once the first lines are out.
+    let deadline = std::time::Instant::now() + LONG;
+    let mut id = 100;
+    loop {
+        id += 1;
+        ask(main(id));
+        let got = complete(id);
+        let all = text(&got);
+        if all.contains("one\ntwo\nthree\n") && all.contains("err\n") {
+            assert!(got.last().unwrap().error.is_none());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{got:?}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // --tail 1 --timestamps.
+    ask(LogRequest {
+        tail_lines: Some(1),
+        timestamps: true,
+        ..main(1)
+    });
+    let tailed = text(&complete(1));
+    let (stamp, line) = tailed.trim_end().split_once(' ').expect("a timestamp");
+    assert!(
+        stamp.starts_with("20") && stamp.ends_with('Z'),
+        "{tailed:?}"
+    );
+    assert!(["three", "four", "err"].contains(&line), "{tailed:?}");
+    assert_eq!(tailed.lines().count(), 1);
+    // --limit-bytes 3.
+    ask(LogRequest {
+        limit_bytes: Some(3),
+        ..main(2)
+    });
+    assert!(["one", "err"].contains(&text(&complete(2)).as_str()));
+    // No such container: one last chunk saying so.
+    ask(LogRequest {
+        container: "nope".into(),
+        ..main(3)
+    });
+    let refused = complete(3);
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("waiting to start")
+    );
+    // -f: what is there, then what comes, until cancelled.
+    ask(LogRequest {
+        follow: true,
+        ..main(4)
+    });
+    let deadline = std::time::Instant::now() + LONG;
+    while !text(&chunks(&hub, node, 4)).contains("four\n") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}\n{}",
+            chunks(&hub, node, 4),
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(text(&chunks(&hub, node, 4)).contains("one\ntwo\nthree\n"));
+    assert!(!chunks(&hub, node, 4).iter().any(|c| c.eof));
+    hub.publish(
+        &request_topic,
+        &Message::LogCancel(LogCancel { request_id: 4 }),
+    )
+    .expect("cancel");
+    std::thread::sleep(Duration::from_secs(1));
+    let after_cancel = chunks(&hub, node, 4).len();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(chunks(&hub, node, 4).len(), after_cancel);
 }
 
 /// `mosquitto_sub` / `mosquitto_pub` with `name`'s certificate (or none).

@@ -21,6 +21,7 @@
 
 pub mod device;
 pub mod identity;
+pub mod logs;
 pub mod outbox;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -338,6 +339,9 @@ async fn serve(
     let desired_topic = topic(node, TopicKind::Desired);
     let status_topic = topic(node, TopicKind::Status);
     let heartbeat_topic = topic(node, TopicKind::Heartbeat);
+    let log_topic = topic(node, TopicKind::LogRequest);
+    // `kubectl logs` streams, stopped with the connection.
+    let mut log_streams = logs::Streams::default();
     let mut acks: Acks<Publish> = Acks::default();
     let mut connected = false;
     let mut heartbeat = tokio::time::interval(config.heartbeat);
@@ -366,6 +370,9 @@ async fn serve(
                         if let Err(e) = client.subscribe(desired_topic.clone(), QoS::AtLeastOnce).await {
                             return failed(e);
                         }
+                        if let Err(e) = client.subscribe(log_topic.clone(), QoS::AtLeastOnce).await {
+                            return failed(e);
+                        }
                         let address = (hub.host.as_str(), hub.port)
                             .to_socket_addrs()
                             .ok()
@@ -378,6 +385,15 @@ async fn serve(
                             if let Err(e) = publish(client, &status_topic, &Message::PodStatusUpdate(status.clone())).await {
                                 return failed(e);
                             }
+                        }
+                    }
+                    Event::Incoming(Incoming::Publish(delivery)) if delivery.topic == log_topic => {
+                        match wire::decode(&delivery.payload) {
+                            Ok(message) => log_streams.handle(node, &agent.state_dir, client, message),
+                            Err(error) => tracing::warn!(%error, "undecodable log request ignored"),
+                        }
+                        if let Err(e) = client.ack(&delivery).await {
+                            return failed(e);
                         }
                     }
                     Event::Incoming(Incoming::Publish(delivery)) => {

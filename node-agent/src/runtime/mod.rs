@@ -18,7 +18,7 @@
 
 mod choose;
 pub mod cli;
-mod files;
+pub(crate) mod files;
 pub mod log;
 mod memory;
 pub mod sandbox;

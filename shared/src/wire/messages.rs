@@ -33,6 +33,8 @@ pub enum Message {
     /// The device's last will, on `status`: the broker publishes it when
     /// the device's connection `session` ends without a clean disconnect.
     Offline(Offline),
+    /// Hub → device, on `logs/request`: stop a followed log stream.
+    LogCancel(LogCancel),
 }
 
 impl Message {
@@ -47,7 +49,7 @@ impl Message {
             Message::EnrollRequest(m) => Some(&m.node),
             Message::EnrollResponse(m) => Some(&m.node),
             Message::Offline(m) => Some(&m.node),
-            Message::LogRequest(_) | Message::LogChunk(_) => None,
+            Message::LogRequest(_) | Message::LogChunk(_) | Message::LogCancel(_) => None,
         }
     }
 
@@ -63,6 +65,7 @@ impl Message {
             Message::EnrollRequest(_) => "EnrollRequest",
             Message::EnrollResponse(_) => "EnrollResponse",
             Message::Offline(_) => "Offline",
+            Message::LogCancel(_) => "LogCancel",
         }
     }
 }
@@ -270,6 +273,13 @@ pub struct LogRequest {
     pub since_seconds: Option<u64>,
     /// Stop after this many bytes.
     pub limit_bytes: Option<u64>,
+}
+
+/// The hub no longer wants the stream of request `request_id` (the client
+/// went away); the device stops it and sends nothing more for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCancel {
+    pub request_id: u64,
 }
 
 /// A piece of a log stream.

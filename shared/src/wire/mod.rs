@@ -51,7 +51,7 @@ pub use desired::{
 };
 pub use messages::{
     AddressKind, Certificate, ContainerState, ContainerStatus, EnrollOutcome, EnrollRequest,
-    EnrollResponse, Heartbeat, ImageInfo, LogChunk, LogRequest, Message, NodeAddress,
+    EnrollResponse, Heartbeat, ImageInfo, LogCancel, LogChunk, LogRequest, Message, NodeAddress,
     NodeRegistration, NodeResources, Offline, PodPhase, PodStatusUpdate, Terminated,
 };
 

@@ -37,6 +37,7 @@ pub(super) fn message() -> impl Strategy<Value = Message> {
         enroll_response().prop_map(Message::EnrollResponse),
         (text(), any::<u64>())
             .prop_map(|(node, session)| Message::Offline(Offline { node, session })),
+        any::<u64>().prop_map(|request_id| Message::LogCancel(LogCancel { request_id })),
     ]
 }
 

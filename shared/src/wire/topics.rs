@@ -5,7 +5,7 @@
 //! | `flotilla/v1/nodes/{node}/desired`             | hub → device  | 1   | yes      | [`Message::DesiredState`]            |
 //! | `flotilla/v1/nodes/{node}/status`              | device → hub  | 1   | no       | `PodStatusUpdate`, `NodeRegistration`, `Offline` (last will) |
 //! | `flotilla/v1/nodes/{node}/heartbeat`           | device → hub  | 0   | no       | [`Message::Heartbeat`]               |
-//! | `flotilla/v1/nodes/{node}/logs/request`        | hub → device  | 1   | no       | [`Message::LogRequest`]              |
+//! | `flotilla/v1/nodes/{node}/logs/request`        | hub → device  | 1   | no       | [`Message::LogRequest`], `LogCancel` |
 //! | `flotilla/v1/nodes/{node}/logs/response/{id}`  | device → hub  | 1   | no       | [`Message::LogChunk`] of request `id`|
 //! | `flotilla/v1/enroll/{node}/request`            | new device → hub | 1 | no      | [`Message::EnrollRequest`]           |
 //! | `flotilla/v1/enroll/{node}/response`           | hub → new device | 1 | no      | [`Message::EnrollResponse`]          |
@@ -151,7 +151,7 @@ impl Topic {
                 Message::PodStatusUpdate(_) | Message::NodeRegistration(_) | Message::Offline(_),
             )
             | (TopicKind::Heartbeat, Message::Heartbeat(_))
-            | (TopicKind::LogRequest, Message::LogRequest(_))
+            | (TopicKind::LogRequest, Message::LogRequest(_) | Message::LogCancel(_))
             | (TopicKind::EnrollRequest, Message::EnrollRequest(_))
             | (TopicKind::EnrollResponse, Message::EnrollResponse(_)) => true,
             (TopicKind::LogResponse { request_id }, Message::LogChunk(chunk)) => {
