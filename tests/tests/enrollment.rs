@@ -11,18 +11,18 @@
 //! enrollments without a valid token and a second key for an enrolled name.
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use flotilla_hub::pki::Certificate;
 use flotilla_tests::agent::{AgentProcess, registry_with_busybox};
 use flotilla_tests::api_client::ApiClient;
+use flotilla_tests::devices::{node_ready as ready, wait_until};
 use flotilla_tests::hub::{Cluster, ClusterOptions};
 use flotilla_tests::kubectl::Kubectl;
 use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "abcdef.0123456789abcdef";
-const LONG: Duration = Duration::from_secs(90);
 
 fn token_secret() -> &'static str {
     "apiVersion: v1\nkind: Secret\n\
@@ -38,33 +38,6 @@ fn csr(key: &KeyPair) -> String {
         .unwrap()
         .pem()
         .unwrap()
-}
-
-/// The Ready condition's status of `node` (`None` without a Node).
-fn ready(kubectl: &Kubectl, node: &str) -> Option<String> {
-    let run = kubectl.run(&["get", "node", node, "-o", "json"]);
-    if !run.success {
-        return None;
-    }
-    let node: Value = serde_json::from_str(&run.stdout).ok()?;
-    node["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .and_then(|c| c["status"].as_str().map(str::to_owned))
-}
-
-fn wait_until(what: &str, context: &dyn Fn() -> String, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < LONG,
-            "timed out waiting for {what}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    eprintln!("{what}: after {:?}", start.elapsed());
 }
 
 fn certificate(path: &Path) -> Option<Certificate> {

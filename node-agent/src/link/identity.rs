@@ -350,6 +350,18 @@ fn http_client(ca: &Path) -> Result<reqwest::Client, IdentityError> {
         .map_err(|e| IdentityError::Transient(e.to_string()))
 }
 
+/// Waits before retry `failures` (capped full-jitter backoff) and counts
+/// it; false on shutdown.
+async fn retry_later(failures: &mut u32, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let delay = super::backoff(*failures, MIN_RETRY, MAX_RETRY, super::rand());
+    *failures += 1;
+    tracing::info!(retry_in = ?delay, "retrying later");
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        _ = shutdown.changed() => false,
+    }
+}
+
 /// Until the device has a certificate: enrolls, retrying with backoff
 /// (the hub may not be reachable yet). A refusal is retried too, slowly:
 /// an operator may yet delete a stale Node or issue a token.
@@ -364,12 +376,9 @@ pub async fn ensure_enrolled(
             Ok(()) => break,
             Err(e @ IdentityError::File { .. }) => return Err(e),
             Err(error) => {
-                let delay = super::backoff(failures, MIN_RETRY, MAX_RETRY, super::rand());
-                failures += 1;
-                tracing::warn!(node = %config.node, %error, retry_in = ?delay, "enrollment failed");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => return Ok(false),
+                tracing::warn!(node = %config.node, %error, "enrollment failed");
+                if !retry_later(&mut failures, shutdown).await {
+                    return Ok(false);
                 }
             }
         }
@@ -430,12 +439,9 @@ pub async fn maintain(
                 tls.send_replace(Arc::new(renewed));
             }
             Err(error) => {
-                let delay = super::backoff(failures, MIN_RETRY, MAX_RETRY, super::rand());
-                failures += 1;
-                tracing::warn!(node = %config.node, %error, retry_in = ?delay, "certificate renewal failed");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => return,
+                tracing::warn!(node = %config.node, %error, "certificate renewal failed");
+                if !retry_later(&mut failures, &mut shutdown).await {
+                    return;
                 }
             }
         }
