@@ -190,7 +190,7 @@ fn an_agent_serves_its_containers_logs_over_mqtt() {
     let uid = unique_uid();
     // stdout and stderr are two pipes: their lines interleave in no set order.
     let script =
-        "echo err >&2; echo one; echo two; echo three; sleep 3; echo four; exec sleep 3600";
+        "echo err >&2; echo one; echo two; echo three; while true; do echo tick; sleep 0.3; done";
     let pod = shell_pod(&uid, "talker", &image, &[("main", script)]);
     hub.publish_desired(&DesiredState {
         node: node.into(),
@@ -262,7 +262,7 @@ fn an_agent_serves_its_containers_logs_over_mqtt() {
         stamp.starts_with("20") && stamp.ends_with('Z'),
         "{tailed:?}"
     );
-    assert!(["three", "four", "err"].contains(&line), "{tailed:?}");
+    assert!(["three", "tick", "err"].contains(&line), "{tailed:?}");
     assert_eq!(tailed.lines().count(), 1);
     // --limit-bytes 3.
     ask(LogRequest {
@@ -284,21 +284,25 @@ fn an_agent_serves_its_containers_logs_over_mqtt() {
             .unwrap_or_default()
             .contains("waiting to start")
     );
-    // -f: what is there, then what comes, until cancelled.
+    // -f: what is there, then what comes (the container ticks), until
+    // cancelled; then nothing more though the container goes on ticking.
     ask(LogRequest {
         follow: true,
         ..main(4)
     });
+    let ticks = || text(&chunks(&hub, node, 4)).matches("tick\n").count();
     let deadline = std::time::Instant::now() + LONG;
-    while !text(&chunks(&hub, node, 4)).contains("four\n") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}\n{}",
-            chunks(&hub, node, 4),
-            context()
-        );
+    while ticks() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", context());
         std::thread::sleep(Duration::from_millis(100));
     }
+    let before = ticks();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        ticks() > before + 2,
+        "no new lines followed: {before} then {}",
+        ticks()
+    );
     assert!(text(&chunks(&hub, node, 4)).contains("one\ntwo\nthree\n"));
     assert!(!chunks(&hub, node, 4).iter().any(|c| c.eof));
     hub.publish(
@@ -308,8 +312,12 @@ fn an_agent_serves_its_containers_logs_over_mqtt() {
     .expect("cancel");
     std::thread::sleep(Duration::from_secs(1));
     let after_cancel = chunks(&hub, node, 4).len();
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(chunks(&hub, node, 4).len(), after_cancel);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        chunks(&hub, node, 4).len(),
+        after_cancel,
+        "chunks after the cancel"
+    );
 }
 
 /// `mosquitto_sub` / `mosquitto_pub` with `name`'s certificate (or none).

@@ -205,10 +205,16 @@ fn a_device_enrolls_renews_outlives_its_certificate_and_is_cut_off_when_revoked(
         &format!(
             "apiVersion: v1\nkind: ConfigMap\n\
              metadata: {{name: flotilla-revoked-devices, namespace: kube-system}}\n\
-             data: {{{node}: \"{now}\"}}\n"
+             data: {{{node}: \"{now}\", probe-1: \"{now}\"}}\n"
         ),
         &[],
     );
+    // A revoked name cannot enroll again, not even with its enrolled key,
+    // while its Node is there.
+    runtime.block_on(async {
+        let (code, body) = enroll(&replica.api, &tls, Some(TOKEN), "probe-1", &key).await;
+        assert_eq!(code, 403, "a revoked name enrolled again: {body}");
+    });
     wait_until("the revoked device cut off", &|| logs(&agent), || {
         ready(&kubectl, node).as_deref() == Some("Unknown")
     });
@@ -221,7 +227,9 @@ fn a_device_enrolls_renews_outlives_its_certificate_and_is_cut_off_when_revoked(
     );
     let hub = std::fs::read_to_string(&hub_log).unwrap_or_default();
     assert!(hub.contains("the device was revoked"), "{}", logs(&agent));
-    assert!(agent.log().contains("already enrolled"), "{}", logs(&agent));
+    // Its renewal refused, it tried to enroll again: refused too while its
+    // Node (from before the revocation) exists.
+    assert!(agent.log().contains("delete its Node"), "{}", logs(&agent));
 
     // Re-admitted: the operator deletes its Node; it enrolls again with a
     // new key, its certificate issued after the revocation.

@@ -66,6 +66,19 @@ impl SigningRequest {
             .map_err(|e| bad(format!("not a PKCS #10 request ({e})")))?;
         csr.verify_signature()
             .map_err(|e| bad(format!("bad signature ({e})")))?;
+        let info = &csr.certification_request_info.subject_pki;
+        let p256 = info.algorithm.algorithm
+            == x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY
+            && info
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .is_some_and(|curve| curve == x509_parser::oid_registry::OID_EC_P256);
+        if !p256 {
+            // Renewals are signed with this key: only P-256 is checked there.
+            return Err(bad("the key must be ECDSA P-256".into()));
+        }
         let spki = csr.certification_request_info.subject_pki.raw;
         let key_sha256 = hex(ring::digest::digest(&ring::digest::SHA256, spki).as_ref());
         Ok(SigningRequest {
@@ -124,14 +137,11 @@ impl DeviceIssuer {
             .map_err(|e| Refusal::Malformed(e.to_string()))
     }
 
-    /// Checks a renewal at `now`: answers the node it is for and the new
-    /// request.
-    pub fn check_renewal(
-        &self,
-        body: &RenewBody,
-        revocations: &Revocations,
-        now: SystemTime,
-    ) -> Result<(String, SigningRequest), Refusal> {
+    /// Checks what a renewal proves by itself at `now` (the CA's
+    /// signature, the node, the grace window, the current key's signature
+    /// of the new request): cheap checks, before the store is read for the
+    /// revocations and the Node's pinned key.
+    pub fn check_renewal(&self, body: &RenewBody, now: SystemTime) -> Result<Renewal, Refusal> {
         let current = Certificate::from_pem(&body.certificate)
             .map_err(|e| Refusal::Malformed(format!("certificate: {e}")))?;
         if !self.ca.signed(&current) {
@@ -152,14 +162,13 @@ impl DeviceIssuer {
                 self.grace.as_secs() / 86_400
             )));
         }
-        if revocations.is_revoked(&node, current.not_before()) {
-            return Err(Refusal::Forbidden(format!("{node} is revoked")));
-        }
         let request = SigningRequest::parse(&body.csr)?;
         let signature = base64::engine::general_purpose::STANDARD
             .decode(body.signature.trim())
             .map_err(|e| Refusal::Malformed(format!("signature: not base64 ({e})")))?;
         let parsed = current.parsed();
+        let current_key_sha256 =
+            hex(ring::digest::digest(&ring::digest::SHA256, parsed.public_key().raw).as_ref());
         let key = &parsed.public_key().subject_public_key.data;
         ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key)
             .verify(&request.der, &signature)
@@ -169,7 +178,63 @@ impl DeviceIssuer {
                         .into(),
                 )
             })?;
-        Ok((node, request))
+        Ok(Renewal {
+            node,
+            request,
+            current_key_sha256,
+            not_before: current.not_before(),
+        })
+    }
+}
+
+/// A renewal whose signatures check out.
+#[derive(Debug, Clone)]
+pub struct Renewal {
+    pub node: String,
+    /// The request for the new key.
+    pub request: SigningRequest,
+    /// SHA-256 of the current certificate's key (hex, of its SPKI).
+    pub current_key_sha256: String,
+    /// When the current certificate's validity starts (for revocation).
+    pub not_before: SystemTime,
+}
+
+/// Whether `node` may be enrolled, given its revocation and, when its Node
+/// exists, when that was created: a revoked device's Node must be deleted
+/// first (by the operator, re-admitting it), and a node revoked for every
+/// certificate cannot be enrolled at all.
+pub fn may_enroll(
+    revocations: &Revocations,
+    node: &str,
+    existing_since: Option<SystemTime>,
+) -> Result<(), Refusal> {
+    match (revocations.nodes.get(node), existing_since) {
+        (Some(None), _) => Err(Refusal::Forbidden(format!(
+            "{node} is revoked for every certificate (its entry in kube-system/{} is not a time)",
+            flotilla_shared::enroll::REVOCATIONS_CONFIGMAP
+        ))),
+        (Some(Some(at)), Some(created)) if created < *at => Err(Refusal::Forbidden(format!(
+            "{node} is revoked: delete its Node to enroll it again"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a renewal from the key `current` to `next` fits the key the
+/// node's Node records (`pinned`): the recorded key renews (the record
+/// then moves to `next`: answers true); a retry whose answer was lost finds
+/// `next` recorded already; a Node without a record (a device provisioned
+/// with `flotilla-hub device-cert`) takes the renewal's. Any other key —
+/// an older one, another device's — is refused.
+pub fn may_renew(pinned: Option<&str>, current: &str, next: &str) -> Result<bool, Refusal> {
+    match pinned {
+        None => Ok(true),
+        Some(pinned) if pinned == current => Ok(true),
+        Some(pinned) if pinned == next => Ok(false),
+        Some(_) => Err(Refusal::Forbidden(
+            "the certificate's key is not the node's current key (an older one, or another device's)"
+                .into(),
+        )),
     }
 }
 

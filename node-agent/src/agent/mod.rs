@@ -244,30 +244,38 @@ where
     }
 }
 
+/// A pod uid the agent makes paths of: lowercase letters, digits and '-'.
+pub(crate) fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A container name the agent makes paths and runtime ids of: a DNS-1123
+/// label.
+pub(crate) fn valid_container_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
 /// What the agent checks itself before a pod's uid and container names
 /// become paths and runtime ids: a uid of lowercase letters, digits and '-'
 /// (a UUID), and container names that are unique DNS-1123 labels.
 fn check_pod(pod: &Pod) -> Result<(), String> {
-    let uid_ok = !pod.uid.is_empty()
-        && pod.uid.len() <= 64
-        && pod
-            .uid
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !uid_ok {
+    if !valid_uid(&pod.uid) {
         return Err(format!("pod uid {:?} is not a UUID", pod.uid));
     }
     let mut seen = BTreeSet::new();
     for container in pod.init_containers.iter().chain(&pod.containers) {
         let name = container.name.as_str();
-        let label = !name.is_empty()
-            && name.len() <= 63
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !name.starts_with('-')
-            && !name.ends_with('-');
-        if !label {
+        if !valid_container_name(name) {
             return Err(format!("container name {name:?} is not a DNS-1123 label"));
         }
         if !seen.insert(name) {

@@ -105,11 +105,16 @@ fn next(path: &Path) -> PathBuf {
 /// a request that may have reached the hub, sent again next time.
 pub fn recover(config: &IdentityConfig) -> Result<(), IdentityError> {
     let (cert_next, key_next) = (next(&config.cert), next(&config.key));
-    if !cert_next.exists() {
+    let Ok(pending) = std::fs::read(&cert_next) else {
         return Ok(());
-    }
-    if key_next.exists() {
+    };
+    if key_next.exists() && matches_key(&pending, &key_next) {
         rename(&key_next, &config.key)?;
+    } else if !matches_key(&pending, &config.key) {
+        // Not for the key in place nor the pending one: the remains of
+        // something else; the current pair stays.
+        tracing::warn!(cert = %cert_next.display(), "a pending certificate for no key here; removed");
+        return std::fs::remove_file(&cert_next).map_err(|e| file_error(&cert_next, e));
     }
     rename(&cert_next, &config.cert)?;
     tracing::info!(cert = %config.cert.display(), "finished a certificate renewal cut short");
@@ -176,6 +181,41 @@ fn validity_of_der(der: &[u8]) -> Result<(SystemTime, SystemTime), yasna::ASN1Er
     })
 }
 
+/// Whether the certificate in `pem` is for the key (PEM) in `key_file`.
+fn matches_key(pem: &[u8], key_file: &Path) -> bool {
+    let Ok(key) = std::fs::read_to_string(key_file)
+        .map_err(drop)
+        .and_then(|k| KeyPair::from_pem(&k).map_err(drop))
+    else {
+        return false;
+    };
+    rustls::pki_types::CertificateDer::from_pem_slice(pem)
+        .ok()
+        .and_then(|der| spki_of_der(&der).ok())
+        .is_some_and(|spki| spki == rcgen::PublicKeyData::subject_public_key_info(&key))
+}
+
+/// The DER SubjectPublicKeyInfo of a DER certificate.
+fn spki_of_der(der: &[u8]) -> Result<Vec<u8>, yasna::ASN1Error> {
+    yasna::parse_der(der, |certificate| {
+        certificate.read_sequence(|certificate| {
+            let spki = certificate.next().read_sequence(|tbs| {
+                tbs.read_optional(|r| r.read_tagged(yasna::Tag::context(0), |r| r.read_der()))?;
+                for _ in 0..5 {
+                    // serialNumber, signature, issuer, validity, subject
+                    tbs.next().read_der()?;
+                }
+                let spki = tbs.next().read_der()?;
+                while tbs.read_optional(|r| r.read_der())?.is_some() {}
+                Ok(spki)
+            })?;
+            certificate.next().read_der()?;
+            certificate.next().read_der()?;
+            Ok(spki)
+        })
+    })
+}
+
 /// When to renew a certificate valid from `not_before` to `not_after`: two
 /// thirds of the way, less up to a tenth of its life (`random` in [0, 1)).
 pub fn renew_at(not_before: SystemTime, not_after: SystemTime, random: f64) -> SystemTime {
@@ -216,10 +256,14 @@ fn csr(config: &IdentityConfig, key: &KeyPair) -> Result<(String, Vec<u8>), Iden
 
 /// Writes the new certificate, then puts it and its key into place.
 fn install(config: &IdentityConfig, certificate: &str) -> Result<(), IdentityError> {
-    validity(certificate.as_bytes()).map_err(|e| IdentityError::Refused {
+    let unusable = |why: String| IdentityError::Refused {
         code: 200,
-        message: format!("the hub answered no usable certificate: {e}"),
-    })?;
+        message: format!("the hub answered no usable certificate: {why}"),
+    };
+    validity(certificate.as_bytes()).map_err(unusable)?;
+    if !matches_key(certificate.as_bytes(), &next(&config.key)) {
+        return Err(unusable("it is not for the key that was sent".into()));
+    }
     let cert_next = next(&config.cert);
     write_atomic(&cert_next, certificate.as_bytes()).map_err(|e| file_error(&cert_next, e))?;
     rename(&next(&config.key), &config.key)?;
@@ -234,6 +278,7 @@ pub async fn enroll(config: &IdentityConfig) -> Result<(), IdentityError> {
             message: "no bootstrap token to enroll with".into(),
         });
     };
+    recover(config)?;
     let key = next_key(config)?;
     let (csr, _) = csr(config, &key)?;
     let body = EnrollBody {
@@ -248,6 +293,7 @@ pub async fn enroll(config: &IdentityConfig) -> Result<(), IdentityError> {
 
 /// Renews the current certificate: once, no retry.
 pub async fn renew(config: &IdentityConfig) -> Result<(), IdentityError> {
+    recover(config)?;
     let current = std::fs::read_to_string(&config.cert).map_err(|e| file_error(&config.cert, e))?;
     let current_key = std::fs::read_to_string(&config.key)
         .map_err(|e| file_error(&config.key, e))
@@ -397,6 +443,11 @@ pub async fn maintain(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures = 0;
+    // Renewals a refusal brought forward, and when the next may come: a
+    // refusal for another reason than the certificate (or a revoked
+    // device) must not renew in a loop.
+    let mut early = 0u32;
+    let mut quiet_until = tokio::time::Instant::now();
     loop {
         let due = std::fs::read(&config.cert)
             .map_err(|e| e.to_string())
@@ -412,13 +463,29 @@ pub async fn maintain(
         if !wait.is_zero() {
             tracing::info!(node = %config.node, in_ = ?wait, "certificate renewal scheduled");
         }
+        let refusal = async {
+            loop {
+                refused.notified().await;
+                if tokio::time::Instant::now() >= quiet_until {
+                    return;
+                }
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = refused.notified() => {
+            () = tokio::time::sleep(wait) => early = 0,
+            () = refusal => {
                 tracing::info!(node = %config.node, "the hub refused the certificate: renewing now");
+                let pause = MIN_RETRY
+                    .saturating_mul(2u32.saturating_pow(early.min(20)))
+                    .min(MAX_RETRY);
+                quiet_until = tokio::time::Instant::now() + pause;
+                early = early.saturating_add(1);
             }
             _ = shutdown.changed() => return,
         }
+        // A refusal right after a renewal is most likely of the certificate
+        // it replaced.
+        quiet_until = quiet_until.max(tokio::time::Instant::now() + MIN_RETRY);
         let outcome = match renew(&config).await {
             Err(IdentityError::Refused { code, message }) if config.bootstrap_token.is_some() => {
                 tracing::warn!(code, %message, "renewal refused: enrolling again with the bootstrap token");

@@ -30,6 +30,8 @@ use crate::runtime::files;
 pub const CHUNK: usize = 16 * 1024;
 /// How often a followed log is looked at for more.
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
+/// The most a followed log is read at one poll.
+const FOLLOW_READ: usize = 256 * 1024;
 
 /// The log streams of one connection; dropping it stops them.
 #[derive(Debug, Default)]
@@ -85,6 +87,15 @@ pub struct Located {
 /// Finds the log `request` asks for under the agent's state directory.
 pub fn locate(state_dir: &Path, request: &LogRequest) -> Result<Located, String> {
     let (uid, container) = (&request.pod_uid, &request.container);
+    // They become paths: nothing but a uid and a container name.
+    if !crate::agent::valid_uid(uid) {
+        return Err(format!("pod uid {uid:?} is not a UUID"));
+    }
+    if !crate::agent::valid_container_name(container) {
+        return Err(format!(
+            "container name {container:?} is not a DNS-1123 label"
+        ));
+    }
     if request.previous {
         let file = state_dir
             .join("pods")
@@ -318,27 +329,49 @@ async fn serve(node: String, state_dir: PathBuf, client: AsyncClient, request: L
     let Some(shim_dir) = located.shim_dir else {
         return sender.finish(None).await;
     };
+    let current = located.files.last().cloned().unwrap_or_default();
     loop {
-        // The exit file first: what was written before it is read after.
-        let exited = files::read_exit(&shim_dir).ok().flatten().is_some() || !shim_dir.exists();
-        let mut more = Vec::new();
-        if let Some(follower) = &mut follower {
-            follower.read(&mut render, &mut more);
-        } else if let Ok(file) = std::fs::File::open(located.files.last().expect("one file")) {
-            follower = Some(Follower {
-                path: located.files.last().expect("one file").clone(),
-                file,
-                offset: 0,
-            });
-            continue;
+        // Off the agent's thread: file reads, at most FOLLOW_READ a poll.
+        let polled = tokio::task::spawn_blocking({
+            let (shim_dir, current) = (shim_dir.clone(), current.clone());
+            move || {
+                // The exit file first: what was written before it is read after.
+                let exited =
+                    files::read_exit(&shim_dir).ok().flatten().is_some() || !shim_dir.exists();
+                let mut more = Vec::new();
+                let mut caught_up = true;
+                match &mut follower {
+                    Some(follower) => caught_up = follower.read(&mut render, &mut more),
+                    None => {
+                        if let Ok(file) = std::fs::File::open(&current) {
+                            follower = Some(Follower {
+                                path: current,
+                                file,
+                                offset: 0,
+                            });
+                            caught_up = false;
+                        }
+                    }
+                }
+                (follower, render, more, exited && caught_up)
+            }
+        })
+        .await;
+        let more;
+        let ended;
+        match polled {
+            Ok((f, r, m, e)) => (follower, render, more, ended) = (f, r, m, e),
+            Err(e) => return sender.finish(Some(format!("reading the log: {e}"))).await,
         }
         if !more.is_empty() && !sender.send(&more).await {
             return sender.finish(None).await;
         }
-        if exited {
+        if ended {
             return sender.finish(None).await;
         }
-        tokio::time::sleep(FOLLOW_POLL).await;
+        if more.len() < FOLLOW_READ / 2 {
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
     }
 }
 
@@ -350,10 +383,13 @@ struct Follower {
 }
 
 impl Follower {
-    /// Renders the complete records written since the last read; follows a
-    /// rotation (the file renamed away, a new one in its place).
-    fn read(&mut self, render: &mut Render, out: &mut Vec<u8>) {
-        self.drain(render, out);
+    /// Renders the complete records written since the last read (at most
+    /// about [`FOLLOW_READ`] bytes); follows a rotation (the file renamed
+    /// away, a new one in its place). True when it read all there was.
+    fn read(&mut self, render: &mut Render, out: &mut Vec<u8>) -> bool {
+        if !self.drain(render, out) {
+            return false;
+        }
         let replaced = std::fs::metadata(&self.path)
             .ok()
             .zip(self.file.metadata().ok())
@@ -361,20 +397,26 @@ impl Follower {
         if replaced && let Ok(file) = std::fs::File::open(&self.path) {
             self.file = file;
             self.offset = 0;
-            self.drain(render, out);
+            return self.drain(render, out);
         }
+        true
     }
 
-    fn drain(&mut self, render: &mut Render, out: &mut Vec<u8>) {
+    /// True when it reached the end of the file.
+    fn drain(&mut self, render: &mut Render, out: &mut Vec<u8>) -> bool {
         let mut bytes = Vec::new();
-        if self.file.seek(SeekFrom::Start(self.offset)).is_err()
-            || self.file.read_to_end(&mut bytes).is_err()
-        {
-            return;
+        let read = self.file.seek(SeekFrom::Start(self.offset)).and_then(|_| {
+            (&mut self.file)
+                .take(FOLLOW_READ as u64)
+                .read_to_end(&mut bytes)
+        });
+        if read.is_err() {
+            return true;
         }
         let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         render.records(&bytes[..complete], out);
         self.offset += complete as u64;
+        bytes.len() < FOLLOW_READ
     }
 }
 

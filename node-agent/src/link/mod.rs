@@ -207,7 +207,7 @@ pub async fn run(config: LinkConfig, mut agent: AgentSide, mut shutdown: watch::
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     // A new certificate: try it at once.
-                    Ok(()) = renewed.changed() => failures = 0,
+                    Ok(()) = renewed.changed() => {}
                     _ = shutdown.changed() => return,
                 }
             }
@@ -230,11 +230,20 @@ pub fn backoff(failures: u32, min: Duration, max: Duration, random: f64) -> Dura
 fn refuses_identity(error: &ConnectionError) -> bool {
     use rumqttc::ConnectReturnCode::{BadUserNamePassword, NotAuthorized};
     match error {
-        ConnectionError::ConnectionRefused(NotAuthorized | BadUserNamePassword)
-        | ConnectionError::Tls(_) => true,
-        // TLS 1.3: the server's verdict on the client's certificate comes
-        // as an alert after the client's side of the handshake is done.
-        other => other.to_string().contains("alert"),
+        ConnectionError::ConnectionRefused(NotAuthorized | BadUserNamePassword) => true,
+        // The server's verdict on the client's certificate is a TLS alert
+        // (in TLS 1.3, after the client's side of the handshake is done).
+        other => {
+            let text = other.to_string();
+            [
+                "alert: BadCertificate",
+                "alert: CertificateExpired",
+                "alert: CertificateRevoked",
+                "alert: CertificateUnknown",
+            ]
+            .iter()
+            .any(|alert| text.contains(alert))
+        }
     }
 }
 

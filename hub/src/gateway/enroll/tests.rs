@@ -125,9 +125,14 @@ fn a_device_renews_with_its_current_key_even_after_months_offline() {
     for at in [now - DAY, now - 230 * DAY] {
         let current = device_cert(&issuer, "dev-1", at, 30 * DAY);
         let body = renewal(&current.certificate, &current.key.key_pair());
-        let (node, request) = issuer
-            .check_renewal(&body, &Revocations::default(), now)
-            .unwrap();
+        let Renewal {
+            node,
+            request,
+            current_key_sha256,
+            ..
+        } = issuer.check_renewal(&body, now).unwrap();
+        assert_eq!(current_key_sha256.len(), 64);
+        assert_ne!(current_key_sha256, request.key_sha256);
         assert_eq!(node, "dev-1");
         let renewed = issuer
             .issue(&node, &request, &Revocations::default())
@@ -142,9 +147,7 @@ fn renewals_are_refused_past_the_grace_window_with_another_key_or_from_another_c
     let now = SystemTime::now();
     let stale = device_cert(&issuer, "dev-1", now - 400 * DAY, 30 * DAY);
     let body = renewal(&stale.certificate, &stale.key.key_pair());
-    let refusal = issuer
-        .check_renewal(&body, &Revocations::default(), now)
-        .unwrap_err();
+    let refusal = issuer.check_renewal(&body, now).unwrap_err();
     assert!(
         matches!(&refusal, Refusal::Forbidden(m) if m.contains("grace")),
         "{refusal}"
@@ -152,9 +155,7 @@ fn renewals_are_refused_past_the_grace_window_with_another_key_or_from_another_c
 
     let current = device_cert(&issuer, "dev-1", now, 30 * DAY);
     let body = renewal(&current.certificate, &new_key());
-    let refusal = issuer
-        .check_renewal(&body, &Revocations::default(), now)
-        .unwrap_err();
+    let refusal = issuer.check_renewal(&body, now).unwrap_err();
     assert!(
         matches!(&refusal, Refusal::Forbidden(m) if m.contains("signature")),
         "{refusal}"
@@ -163,9 +164,7 @@ fn renewals_are_refused_past_the_grace_window_with_another_key_or_from_another_c
     let stranger = DeviceIssuer::new(ClusterCa::generate("another CA").unwrap(), DAY, DAY);
     let foreign = device_cert(&stranger, "dev-1", now, 30 * DAY);
     let body = renewal(&foreign.certificate, &foreign.key.key_pair());
-    let refusal = issuer
-        .check_renewal(&body, &Revocations::default(), now)
-        .unwrap_err();
+    let refusal = issuer.check_renewal(&body, now).unwrap_err();
     assert!(
         matches!(&refusal, Refusal::Forbidden(m) if m.contains("CA")),
         "{refusal}"
@@ -180,9 +179,7 @@ fn renewals_are_refused_past_the_grace_window_with_another_key_or_from_another_c
         })
         .unwrap();
     let body = renewal(&user.certificate, &user.key.key_pair());
-    let refusal = issuer
-        .check_renewal(&body, &Revocations::default(), now)
-        .unwrap_err();
+    let refusal = issuer.check_renewal(&body, now).unwrap_err();
     assert!(
         matches!(&refusal, Refusal::Forbidden(m) if m.contains("device")),
         "{refusal}"
@@ -191,7 +188,7 @@ fn renewals_are_refused_past_the_grace_window_with_another_key_or_from_another_c
     let mut garbled = renewal(&current.certificate, &current.key.key_pair());
     garbled.signature = "not base64!".into();
     assert!(matches!(
-        issuer.check_renewal(&garbled, &Revocations::default(), now),
+        issuer.check_renewal(&garbled, now),
         Err(Refusal::Malformed(_))
     ));
 }
@@ -205,16 +202,15 @@ fn revocation_refuses_certificates_issued_before_it_and_only_those() {
     let other = device_cert(&issuer, "dev-2", now - 2 * DAY, 30 * DAY);
     let at = crate::api::time::format_time(now - DAY).0;
     let revocations = revoked("dev-1", &at);
-    let check = |cert: &IssuedCert| {
-        issuer.check_renewal(
-            &renewal(&cert.certificate, &cert.key.key_pair()),
-            &revocations,
-            now,
-        )
+    let revoked_renewal = |cert: &IssuedCert| {
+        let renewal = issuer
+            .check_renewal(&renewal(&cert.certificate, &cert.key.key_pair()), now)
+            .unwrap();
+        revocations.is_revoked(&renewal.node, renewal.not_before)
     };
-    assert!(matches!(check(&before), Err(Refusal::Forbidden(m)) if m.contains("revoked")));
-    assert!(check(&after).is_ok());
-    assert!(check(&other).is_ok());
+    assert!(revoked_renewal(&before));
+    assert!(!revoked_renewal(&after));
+    assert!(!revoked_renewal(&other));
     // Valid from one second before the revocation: refused; from the
     // revocation on: not.
     let revoked_at = crate::api::time::parse_time(&at).unwrap();
@@ -235,4 +231,45 @@ fn a_revocation_that_is_not_a_time_refuses_every_certificate() {
     let far_future = SystemTime::now() + 3650 * DAY;
     assert!(revocations.is_revoked("dev-1", far_future));
     assert!(!revocations.is_revoked("dev-2", SystemTime::UNIX_EPOCH));
+}
+
+#[test]
+fn only_p256_keys_are_enrolled() {
+    let ed25519 = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let refusal = SigningRequest::parse(&csr(&ed25519)).unwrap_err();
+    assert!(
+        matches!(&refusal, Refusal::Malformed(m) if m.contains("P-256")),
+        "{refusal}"
+    );
+    let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    assert!(SigningRequest::parse(&csr(&p384)).is_err());
+}
+
+#[test]
+fn a_revoked_device_enrolls_again_only_once_its_node_is_deleted() {
+    let now = SystemTime::now();
+    let at = crate::api::time::format_time(now - DAY).0;
+    let revocations = revoked("dev-1", &at);
+    // Its Node from before the revocation still there: refused.
+    let refusal = may_enroll(&revocations, "dev-1", Some(now - 2 * DAY)).unwrap_err();
+    assert!(matches!(&refusal, Refusal::Forbidden(m) if m.contains("delete its Node")));
+    // Deleted (none, or one made since): allowed.
+    assert!(may_enroll(&revocations, "dev-1", None).is_ok());
+    assert!(may_enroll(&revocations, "dev-1", Some(now)).is_ok());
+    assert!(may_enroll(&revocations, "dev-2", Some(now - 2 * DAY)).is_ok());
+    // Revoked for every certificate: never.
+    let all = revoked("dev-1", "forever");
+    assert!(may_enroll(&all, "dev-1", None).is_err());
+}
+
+#[test]
+fn only_the_recorded_key_renews_and_the_record_follows_it() {
+    // The recorded key renews; the record moves to the new one.
+    assert_eq!(may_renew(Some("k1"), "k1", "k2"), Ok(true));
+    // A retry whose answer was lost: the new key is recorded already.
+    assert_eq!(may_renew(Some("k2"), "k1", "k2"), Ok(false));
+    // An older key, or another device's, is refused.
+    assert!(may_renew(Some("k3"), "k1", "k2").is_err());
+    // No record (provisioned with `device-cert`): the renewal sets it.
+    assert_eq!(may_renew(None, "k1", "k2"), Ok(true));
 }

@@ -16,11 +16,24 @@ fn config(dir: &Path) -> IdentityConfig {
 }
 
 fn certificate(not_before: SystemTime, not_after: SystemTime) -> String {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    certificate_for(&key, not_before, not_after)
+}
+
+/// A certificate for `key` (self-signed: the agent only reads it).
+fn certificate_for(key: &KeyPair, not_before: SystemTime, not_after: SystemTime) -> String {
     let mut params = CertificateParams::new(vec!["dev-1".to_owned()]).unwrap();
     params.not_before = not_before.into();
     params.not_after = not_after.into();
+    params.self_signed(key).unwrap().pem()
+}
+
+/// A key and a certificate for it, as PEM.
+fn pair() -> (String, String) {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    params.self_signed(&key).unwrap().pem()
+    let now = SystemTime::now();
+    let cert = certificate_for(&key, now, now + Duration::from_secs(60));
+    (key.serialize_pem(), cert)
 }
 
 #[test]
@@ -62,9 +75,13 @@ fn a_pending_key_is_sent_again_until_its_certificate_arrives() {
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
         0o600
     );
-    // Installed, the next renewal gets a key of its own.
+    // A certificate for another key is not installed.
     let now = SystemTime::now();
-    install(&config, &certificate(now, now + Duration::from_secs(60))).unwrap();
+    let later = now + Duration::from_secs(60);
+    assert!(install(&config, &certificate(now, later)).is_err());
+    assert!(!enrolled(&config));
+    // Installed, the next renewal gets a key of its own.
+    install(&config, &certificate_for(&first, now, later)).unwrap();
     assert!(enrolled(&config));
     assert!(!next(&config.key).exists());
     assert!(!next(&config.cert).exists());
@@ -81,23 +98,40 @@ fn a_pending_key_is_sent_again_until_its_certificate_arrives() {
 fn a_renewal_cut_short_between_its_renames_is_finished_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    std::fs::write(&config.cert, "old cert").unwrap();
-    std::fs::write(&config.key, "old key").unwrap();
+    let write = |path: &Path, text: &str| std::fs::write(path, text).unwrap();
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+    let (old_key, old_cert) = pair();
+    write(&config.cert, &old_cert);
+    write(&config.key, &old_key);
     // Cut before either rename.
-    std::fs::write(next(&config.cert), "new cert").unwrap();
-    std::fs::write(next(&config.key), "new key").unwrap();
+    let (new_key, new_cert) = pair();
+    write(&next(&config.cert), &new_cert);
+    write(&next(&config.key), &new_key);
     recover(&config).unwrap();
-    assert_eq!(std::fs::read_to_string(&config.cert).unwrap(), "new cert");
-    assert_eq!(std::fs::read_to_string(&config.key).unwrap(), "new key");
+    assert_eq!(
+        (read(&config.cert), read(&config.key)),
+        (new_cert.clone(), new_key.clone())
+    );
+    assert!(!next(&config.cert).exists() && !next(&config.key).exists());
     // Cut between the renames: the key is in place already.
-    std::fs::write(next(&config.cert), "newer cert").unwrap();
-    std::fs::write(&config.key, "newer key").unwrap();
+    let (newer_key, newer_cert) = pair();
+    write(&next(&config.cert), &newer_cert);
+    write(&config.key, &newer_key);
     recover(&config).unwrap();
-    assert_eq!(std::fs::read_to_string(&config.cert).unwrap(), "newer cert");
-    assert_eq!(std::fs::read_to_string(&config.key).unwrap(), "newer key");
+    assert_eq!(read(&config.cert), newer_cert);
     // A key whose request may be on its way stays pending.
-    std::fs::write(next(&config.key), "pending key").unwrap();
+    let (pending_key, _) = pair();
+    write(&next(&config.key), &pending_key);
     recover(&config).unwrap();
-    assert_eq!(std::fs::read_to_string(&config.key).unwrap(), "newer key");
+    assert_eq!(read(&config.key), newer_key);
     assert!(next(&config.key).exists());
+    // A pending certificate for neither key is dropped; the pair stays.
+    let (_, stray) = pair();
+    write(&next(&config.cert), &stray);
+    recover(&config).unwrap();
+    assert!(!next(&config.cert).exists());
+    assert_eq!(
+        (read(&config.cert), read(&config.key)),
+        (newer_cert, newer_key)
+    );
 }
