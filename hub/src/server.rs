@@ -163,6 +163,8 @@ pub async fn run(
     let api_port = api_listener.local_addr()?.port();
     let mut api_tls = tls.server_config(pki::ClientAuth::Optional)?;
     api_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let api_address = join_host_port(advertised_host, api_port);
+    let device_logs = crate::gateway::logs::Logs::default();
     let issuer = crate::gateway::enroll::DeviceIssuer::new(
         pki::ClusterCa::load(tls.dir())
             .context("load the cluster CA to issue device certificates")?,
@@ -172,8 +174,26 @@ pub async fn run(
     let api_state = Arc::new(
         api::Api::new(node.clone(), args.api.clone())
             .context("configure the API server")?
-            .with_devices(issuer),
+            .with_devices(issuer)
+            .with_device_logs(api::handlers::logs::DeviceLogs {
+                logs: device_logs.clone(),
+                own_address: api_address.clone(),
+                forward_tls: Arc::new(
+                    pki::client_config(
+                        tls.ca().certificate(),
+                        Some((
+                            std::slice::from_ref(&tls.admin().certificate),
+                            &tls.admin().key,
+                        )),
+                    )
+                    .context("the client configuration for forwarding log requests")?,
+                ),
+            }),
     );
+    let replica_side = crate::gateway::link::ReplicaSide {
+        logs: device_logs,
+        api_address: Some(api_address),
+    };
     let (policy_ready, _) = tokio::sync::watch::channel(false);
     tokio::spawn(api::sync::follow(
         api_state.storage.clone(),
@@ -201,6 +221,7 @@ pub async fn run(
                 node.clone(),
                 api_state.storage.clone(),
                 config,
+                replica_side,
                 async {
                     let _ = gateway_stopped.await;
                 },
@@ -229,6 +250,7 @@ pub async fn run(
                     from_devices,
                     revocations,
                     lease_renewal,
+                    replica_side,
                 );
                 tokio::select! {
                     () = endpoint => {}

@@ -51,7 +51,7 @@ spec:
       containers:
       - name: main
         image: {image}
-        command: ["sh", "-c", "exec sleep 3600"]
+        command: ["sh", "-c", "echo probe ready; exec sleep 3600"]
 "#
     )
 }
@@ -112,6 +112,19 @@ fn three_hubs_and_two_devices_roll_out_past_an_offline_device_and_fail_over() {
         wide.contains("device-a") && wide.contains("device-b"),
         "{wide}"
     );
+    // `kubectl logs` of each DaemonSet pod through replica 2, which neither
+    // device is connected to: forwarded to the replica each one is on.
+    for device in ["device-a", "device-b"] {
+        let pod = pods(&kubectl)
+            .into_iter()
+            .find(|p| p.node == device && p.name.starts_with("probe-"))
+            .expect("a probe pod on each device");
+        wait_until(
+            &format!("kubectl logs {} on {device}", pod.name),
+            &context,
+            || kubectl.run(&["logs", &pod.name]).stdout == "probe ready\n",
+        );
+    }
 
     // device-b is cut off; a new version rolls out meanwhile.
     b.net.cut().expect("cut device-b off");

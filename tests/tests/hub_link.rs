@@ -4,7 +4,8 @@
 //! endpoint, and a `flotilla-agent run --hub` process connected to it. Stock kubectl creates pods; the device registers its
 //! Node, runs them through runc and reports them Running at the hub; its
 //! Lease is renewed; a pod whose ConfigMap is missing says so as kubelet
-//! would; a deleted pod is stopped on the device and then gone from the
+//! would; `kubectl logs` (and `-f`) reads a container's log from the
+//! device; a deleted pod is stopped on the device and then gone from the
 //! API; a killed agent's last will marks its Node Unknown.
 
 use std::path::Path;
@@ -238,6 +239,94 @@ fn scenario(
         context,
         |p| (p["status"]["phase"] == "Running").then_some(()),
     );
+
+    // `kubectl logs`, through the hub and the device link: the whole log,
+    // -f following what comes later, and a wrong container refused.
+    kubectl.apply(
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: talker}}\n\
+             spec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {image}\n    \
+             command: [sh, -c, 'echo hello; echo world; while true; do echo tick; sleep 0.3; done']\n"
+        ),
+        &[],
+    );
+    eventually(
+        kubectl,
+        &["get", "pod", "talker"],
+        "talker Running",
+        context,
+        |p| (p["status"]["phase"] == "Running").then_some(()),
+    );
+    let mut follow = kubectl.spawn(&["logs", "-f", "talker"]);
+    let start = Instant::now();
+    loop {
+        let logs = kubectl.run(&["logs", "talker"]);
+        if logs.success && logs.stdout.starts_with("hello\nworld\n") {
+            break;
+        }
+        assert!(
+            start.elapsed() < LONG,
+            "kubectl logs: {logs:?}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let tail = kubectl.ok(&["logs", "talker", "--tail=1", "--timestamps"]);
+    assert_eq!(tail.lines().count(), 1, "{tail:?}");
+    assert!(tail.starts_with("20") && tail.contains("Z "), "{tail:?}");
+    let wrong = kubectl.fails(&["logs", "talker", "-c", "nope"]);
+    assert!(
+        wrong.contains("container nope is not valid for pod talker"),
+        "{wrong}"
+    );
+    // The follower shows the first lines, then goes on with what comes
+    // (the container ticks), its response open.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut out = follow.stdout.take().expect("piped");
+    let sink = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buffer) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buffer[..n]);
+        }
+    });
+    let followed = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let start = Instant::now();
+    while !followed().contains("tick\n") {
+        assert!(
+            start.elapsed() < LONG,
+            "kubectl logs -f saw {:?}\n{}",
+            followed(),
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = followed().matches("tick\n").count();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = followed().matches("tick\n").count();
+    assert!(followed().starts_with("hello\nworld\n"), "{:?}", followed());
+    assert!(
+        after > before + 2,
+        "kubectl logs -f stopped following: {before} then {after}"
+    );
+    assert!(
+        follow.try_wait().expect("kubectl").is_none(),
+        "kubectl logs -f ended"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+    kubectl.ok(&["delete", "pod", "talker", "--wait=false"]);
+    eventually(kubectl, &["get", "pods"], "talker gone", context, |list| {
+        let names: Vec<&str> = list["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str())
+            .collect();
+        (!names.contains(&"talker")).then_some(())
+    });
 
     // Deleting a pod stops it on the device, and then it is gone.
     kubectl.ok(&["delete", "pod", "hello", "--wait=false"]);

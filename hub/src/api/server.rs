@@ -80,6 +80,8 @@ pub struct Api {
     /// Issues device certificates (enrollment and renewal); `None`: the
     /// device paths answer 503.
     pub devices: Option<Arc<crate::gateway::enroll::DeviceIssuer>>,
+    /// Reaches device logs (`kubectl logs`); `None`: 503.
+    pub device_logs: Option<super::handlers::logs::DeviceLogs>,
 }
 
 impl Api {
@@ -95,7 +97,14 @@ impl Api {
             metrics: Metrics::default(),
             config,
             devices: None,
+            device_logs: None,
         })
+    }
+
+    /// Serves `kubectl logs` through the device gateways.
+    pub fn with_device_logs(mut self, logs: super::handlers::logs::DeviceLogs) -> Self {
+        self.device_logs = Some(logs);
+        self
     }
 
     /// Serves the device paths with `issuer`.

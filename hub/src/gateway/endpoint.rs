@@ -98,6 +98,9 @@ pub enum FromDevice {
 pub enum ToDevice {
     /// A desired state to publish (QoS 1) on the device's desired topic.
     Desired(Bytes),
+    /// A log request or cancellation to publish (QoS 1) on the device's
+    /// log request topic.
+    LogRequest(Bytes),
     /// Close the connection (taken over by a newer one).
     Close,
 }
@@ -368,6 +371,9 @@ impl Session<'_> {
         let desired_topic = topics::Topic::new(node, topics::TopicKind::Desired)
             .map(|t| t.to_string())
             .unwrap_or_default();
+        let log_topic = topics::Topic::new(node, topics::TopicKind::LogRequest)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
         // MQTT 3.1.1 §3.1.2.10: one and a half keepalives of silence.
         let silence = (!self.keep_alive.is_zero()).then(|| self.keep_alive.mul_f32(1.5));
         let mut unacked = FuturesUnordered::new();
@@ -393,6 +399,12 @@ impl Session<'_> {
                     Some(ToDevice::Desired(payload)) => {
                         next_pkid = next_pkid.checked_add(1).unwrap_or(1);
                         let mut publish = Publish::new(desired_topic.clone(), QoS::AtLeastOnce, payload.to_vec());
+                        publish.pkid = next_pkid;
+                        framed.send(Packet::Publish(publish)).await
+                    }
+                    Some(ToDevice::LogRequest(payload)) => {
+                        next_pkid = next_pkid.checked_add(1).unwrap_or(1);
+                        let mut publish = Publish::new(log_topic.clone(), QoS::AtLeastOnce, payload.to_vec());
                         publish.pkid = next_pkid;
                         framed.send(Packet::Publish(publish)).await
                     }

@@ -113,6 +113,8 @@ struct Shared {
     /// the node lifecycle controller marked its pods not ready meanwhile and
     /// a device whose connection survived the outage has no news to send.
     statuses: Mutex<HashMap<String, Reported>>,
+    /// This replica's API address, recorded on the Nodes it registers.
+    api_address: Option<String>,
 }
 
 /// (namespace, name) of a pod.
@@ -141,7 +143,7 @@ impl std::fmt::Debug for Ingest {
 }
 
 impl Ingest {
-    pub fn new(storage: Storage, lease_renewal: Duration) -> Self {
+    pub fn new(storage: Storage, lease_renewal: Duration, api_address: Option<String>) -> Self {
         Ingest {
             shared: Arc::new(Shared {
                 executor: Executor::new(storage.clone()),
@@ -150,6 +152,7 @@ impl Ingest {
                 heartbeats: Mutex::new(HashMap::new()),
                 reported: Mutex::new(HashMap::new()),
                 statuses: Mutex::new(HashMap::new()),
+                api_address,
             }),
             lanes: HashMap::new(),
             tasks: JoinSet::new(),
@@ -391,6 +394,12 @@ async fn register(
 ) -> Result<(), ApiError> {
     let existing = get_node(shared, &registration.node).await?;
     let mut wanted = status::node_from_registration(existing.as_ref(), registration, now);
+    if let Some(api) = &shared.api_address {
+        wanted
+            .metadata
+            .annotations
+            .insert(super::logs::GATEWAY_ANNOTATION.into(), api.clone());
+    }
     let Some(current) = existing else {
         execute(shared, Command::Create(Box::new(Object::Node(wanted)))).await?;
         return Ok(());

@@ -37,7 +37,7 @@ use bytes::Bytes;
 use flotilla_shared::enroll;
 use flotilla_shared::model::{KINDS, Object};
 use flotilla_shared::wire::{
-    self, Message, topics,
+    self, LogCancel, LogChunk, Message, topics,
     topics::{Topic, TopicKind},
 };
 use rumqttc::QoS;
@@ -50,6 +50,7 @@ use super::endpoint::{FromDevice, ToDevice};
 use super::enroll::Revocations;
 use super::fleet::{Fleet, Update};
 use super::ingest::{Ack, Ingest, Work};
+use super::logs::{LogCommand, LogError, Logs};
 use crate::api::status::ApiError;
 use crate::api::storage::{Storage, decode};
 use crate::replica::{Consistency, Node};
@@ -89,6 +90,7 @@ pub async fn run_external(
     node: Arc<Node>,
     storage: Storage,
     config: GatewayConfig,
+    replica: ReplicaSide,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     crate::replica::leading::while_leading(
@@ -97,11 +99,22 @@ pub async fn run_external(
         move || {
             let lease_renewal = config.lease_renewal;
             let transport = Transport::External(Broker::new(config.clone()));
-            Gateway::new(storage.clone(), transport, lease_renewal).run()
+            Gateway::new(storage.clone(), transport, lease_renewal, replica.clone()).run()
         },
         shutdown,
     )
     .await;
+}
+
+/// What a gateway shares with the rest of its replica.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaSide {
+    /// Where the API asks for device logs.
+    pub logs: Logs,
+    /// The replica's API address (`host:port`), recorded on the Nodes of
+    /// the devices this gateway serves, for API replicas to forward `kubectl
+    /// logs` to.
+    pub api_address: Option<String>,
 }
 
 /// Runs the gateway of this replica's embedded endpoint, which reports on
@@ -111,12 +124,13 @@ pub async fn run_embedded(
     events: mpsc::UnboundedReceiver<FromDevice>,
     revocations: watch::Sender<Option<Arc<Revocations>>>,
     lease_renewal: Duration,
+    replica: ReplicaSide,
 ) {
     let transport = Transport::Embedded(Devices {
         events,
         connected: HashMap::new(),
     });
-    let mut gateway = Gateway::new(storage, transport, lease_renewal);
+    let mut gateway = Gateway::new(storage, transport, lease_renewal, replica);
     gateway.revocations = Some(revocations);
     gateway.run().await;
 }
@@ -268,11 +282,19 @@ struct Gateway {
     ingest: Ingest,
     /// Where the embedded endpoint learns the revoked devices.
     revocations: Option<watch::Sender<Option<Arc<Revocations>>>>,
+    logs: Logs,
+    /// Open log streams: request id → (node, where its chunks go).
+    log_streams: HashMap<u64, (String, mpsc::Sender<LogChunk>)>,
 }
 
 impl Gateway {
-    fn new(storage: Storage, transport: Transport, lease_renewal: Duration) -> Self {
-        let ingest = Ingest::new(storage.clone(), lease_renewal);
+    fn new(
+        storage: Storage,
+        transport: Transport,
+        lease_renewal: Duration,
+        replica: ReplicaSide,
+    ) -> Self {
+        let ingest = Ingest::new(storage.clone(), lease_renewal, replica.api_address);
         Gateway {
             storage,
             transport,
@@ -280,11 +302,14 @@ impl Gateway {
             revision: 0,
             ingest,
             revocations: None,
+            logs: replica.logs,
+            log_streams: HashMap::new(),
         }
     }
 
     /// Runs until the store closes (or the task is aborted).
     async fn run(mut self) {
+        let (_attached, mut log_commands) = self.logs.attach();
         loop {
             let mut watcher = match self.load().await {
                 Ok(watcher) => watcher,
@@ -322,19 +347,25 @@ impl Gateway {
                         flush_at = None;
                         self.flush().await;
                     }
-                    event = self.transport.next() => match event {
-                        LinkEvent::Up { session_present } => {
-                            info!(session_present, "device broker link up");
-                            match self.broker_up(session_present).await {
-                                Ok(()) => flush_at = Some(Instant::now()),
-                                Err(e) => self.broker_failed(&e),
+                    Some(command) = log_commands.recv() => self.log_command(command).await,
+                    event = self.transport.next() => {
+                        match event {
+                            LinkEvent::Up { session_present } => {
+                                info!(session_present, "device broker link up");
+                                match self.broker_up(session_present).await {
+                                    Ok(()) => flush_at = Some(Instant::now()),
+                                    Err(e) => self.broker_failed(&e),
+                                }
                             }
+                            LinkEvent::Down(error) => self.broker_failed(&error),
+                            LinkEvent::Delivery { topic, payload, ack } => self.delivered(&topic, &payload, ack),
+                            LinkEvent::Subscribed { node } => self.send_latest(&node),
+                            LinkEvent::Nothing => {}
                         }
-                        LinkEvent::Down(error) => self.broker_failed(&error),
-                        LinkEvent::Delivery { topic, payload, ack } => self.delivered(&topic, &payload, ack),
-                        LinkEvent::Subscribed { node } => self.send_latest(&node),
-                        LinkEvent::Nothing => {}
-                    },
+                        if !self.log_streams.is_empty() {
+                            self.prune_log_streams();
+                        }
+                    }
                 }
             }
         }
@@ -507,6 +538,119 @@ impl Gateway {
         Ok(())
     }
 
+    /// Opens or cancels a log stream.
+    async fn log_command(&mut self, command: LogCommand) {
+        self.prune_log_streams();
+        match command {
+            LogCommand::Open {
+                node,
+                request,
+                chunks,
+                opened,
+            } => {
+                let id = request.request_id;
+                let sent = self.send_log(&node, &Message::LogRequest(request)).await;
+                if sent.is_ok() {
+                    self.log_streams.insert(id, (node, chunks));
+                }
+                let _ = opened.send(sent);
+            }
+            LogCommand::Cancel { node, request_id } => {
+                if self.log_streams.remove(&request_id).is_some() {
+                    let cancel = Message::LogCancel(LogCancel { request_id });
+                    let _ = self.send_log(&node, &cancel).await;
+                }
+            }
+        }
+    }
+
+    /// Sends a log request or cancellation to `node`'s device.
+    async fn send_log(&self, node: &str, message: &Message) -> Result<(), LogError> {
+        let payload = wire::encode(message);
+        match &self.transport {
+            Transport::External(broker) => {
+                let topic = Topic::new(node, TopicKind::LogRequest)
+                    .map_err(|e| LogError::Unavailable(e.to_string()))?
+                    .to_string();
+                let client = broker
+                    .client
+                    .clone()
+                    .filter(|_| broker.connected)
+                    .ok_or_else(|| LogError::Unavailable("no broker connection".into()))?;
+                client
+                    .publish(topic, QoS::AtLeastOnce, false, payload)
+                    .await
+                    .map_err(|e| LogError::Unavailable(e.to_string()))
+            }
+            Transport::Embedded(devices) => devices
+                .connected
+                .get(node)
+                .and_then(|(_, outbox)| {
+                    outbox.send(ToDevice::LogRequest(Bytes::from(payload))).ok()
+                })
+                .ok_or_else(|| LogError::NotHere(node.to_owned())),
+        }
+    }
+
+    /// Ends the streams of devices no longer reachable from here: their
+    /// readers see the end instead of waiting forever.
+    fn prune_log_streams(&mut self) {
+        let transport = &self.transport;
+        self.log_streams.retain(|_, (node, chunks)| {
+            transport.is_up() && transport.serves(node) && !chunks.is_closed()
+        });
+    }
+
+    /// A chunk of log request `request_id` from `topic`'s device, for its
+    /// reader; a reader gone or too slow gets no more, and the device is
+    /// told to stop.
+    fn log_chunk(&mut self, topic: &Topic, request_id: u64, payload: &[u8]) {
+        let chunk = match wire::decode(payload) {
+            Ok(message @ Message::LogChunk(_)) if topic.carries(&message) => match message {
+                Message::LogChunk(chunk) => chunk,
+                _ => return,
+            },
+            _ => return warn!(topic = %topic, "not a log chunk of this request; ignored"),
+        };
+        let Some((node, chunks)) = self.log_streams.get(&request_id) else {
+            return;
+        };
+        if node != topic.node() {
+            return warn!(topic = %topic, "a log chunk from another device than asked; ignored");
+        }
+        let eof = chunk.eof;
+        let delivered = chunks.try_send(chunk).is_ok();
+        if eof || !delivered {
+            let (node, _) = self
+                .log_streams
+                .remove(&request_id)
+                .expect("looked up above");
+            if !delivered && !eof {
+                // Told without waiting: the transport is busy reading.
+                let cancel = wire::encode(&Message::LogCancel(LogCancel { request_id }));
+                match &self.transport {
+                    Transport::Embedded(devices) => {
+                        if let Some((_, outbox)) = devices.connected.get(&node) {
+                            let _ = outbox.send(ToDevice::LogRequest(Bytes::from(cancel)));
+                        }
+                    }
+                    Transport::External(broker) => {
+                        if let (Some(client), Ok(topic)) = (
+                            broker.client.clone(),
+                            Topic::new(&node, TopicKind::LogRequest),
+                        ) {
+                            tokio::spawn(async move {
+                                let _ = client
+                                    .publish(topic.to_string(), QoS::AtLeastOnce, false, cancel)
+                                    .await;
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// A message from a device: checked against its topic, then handed to
     /// [`Ingest`], which acknowledges it once written.
     fn delivered(&mut self, topic: &str, payload: &[u8], ack: Ack) {
@@ -520,6 +664,10 @@ impl Gateway {
                 return ack.fire();
             }
         };
+        if let TopicKind::LogResponse { request_id } = topic.kind() {
+            self.log_chunk(&topic, request_id, payload);
+            return ack.fire();
+        }
         let node = topic.node().to_owned();
         let message = match (topic.kind(), wire::decode(payload)) {
             (TopicKind::Status | TopicKind::Heartbeat, Ok(message)) => message,

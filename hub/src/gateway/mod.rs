@@ -21,4 +21,5 @@ pub mod fleet;
 mod ingest;
 pub mod link;
 pub mod liveness;
+pub mod logs;
 pub mod status;

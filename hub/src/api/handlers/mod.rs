@@ -6,6 +6,7 @@ mod delete;
 pub mod devices;
 mod get;
 mod list;
+pub mod logs;
 mod non_resource;
 mod patch;
 mod scale;
@@ -304,6 +305,7 @@ async fn dispatch(api: &Api, info: RequestInfo, request: Request) -> Result<Resp
     let kind = KindInfo::find_by_plural(&info.group, &info.version, &info.resource)
         .ok_or(ApiError::NoSuchPath)?;
     let params = Params::parse(request.uri().query())?;
+    let query = request.uri().query().map(str::to_owned);
     let (parts, body) = request.into_parts();
     let verb = info.verb;
     let subresource = info.subresource.clone();
@@ -350,6 +352,7 @@ async fn dispatch(api: &Api, info: RequestInfo, request: Request) -> Result<Resp
             update::update(&mut ctx, &body).await
         }
         ("get", "scale") if scale => scale::get(&ctx).await,
+        ("get", "log") if kind.kind == "Pod" => logs::pod_log(&ctx, query.as_deref()).await,
         ("update", "scale") | ("patch", "scale") if scale => {
             let body = read_body(api, body).await?;
             scale::write(&mut ctx, &body).await
