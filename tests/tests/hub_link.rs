@@ -65,6 +65,19 @@ fn eventually<T>(
     }
 }
 
+/// Waits until pod `name` is gone from the API.
+fn gone(kubectl: &Kubectl, name: &str, context: &dyn Fn() -> String) {
+    let what = format!("{name} gone");
+    eventually(kubectl, &["get", "pods"], &what, context, |list| {
+        let names: Vec<&str> = list["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str())
+            .collect();
+        (!names.contains(&name)).then_some(())
+    });
+}
+
 fn pod_manifest(name: &str, image: &str, config_map: Option<&str>) -> String {
     let env = config_map.map_or(String::new(), |cm| {
         format!("\n    envFrom:\n    - configMapRef: {{name: {cm}}}")
@@ -319,25 +332,11 @@ fn scenario(
     let _ = follow.kill();
     let _ = follow.wait();
     kubectl.ok(&["delete", "pod", "talker", "--wait=false"]);
-    eventually(kubectl, &["get", "pods"], "talker gone", context, |list| {
-        let names: Vec<&str> = list["items"]
-            .as_array()?
-            .iter()
-            .filter_map(|p| p["metadata"]["name"].as_str())
-            .collect();
-        (!names.contains(&"talker")).then_some(())
-    });
+    gone(kubectl, "talker", context);
 
     // Deleting a pod stops it on the device, and then it is gone.
     kubectl.ok(&["delete", "pod", "hello", "--wait=false"]);
-    eventually(kubectl, &["get", "pods"], "hello gone", context, |list| {
-        let names: Vec<&str> = list["items"]
-            .as_array()?
-            .iter()
-            .filter_map(|p| p["metadata"]["name"].as_str())
-            .collect();
-        (!names.contains(&"hello")).then_some(())
-    });
+    gone(kubectl, "hello", context);
     assert_eq!(agent.runtime_containers().len(), 1, "{}", context());
 
     // The agent dies without a goodbye: the broker publishes its last will
